@@ -1,0 +1,46 @@
+"""Assemble the ShareChain application from its modules.
+
+Keepers are created once and handed to the modules that need them, each through the
+narrowest interface it needs. The order of ``modules`` is the order of begin/end-block
+hooks and of genesis initialisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sharechain.app.framework import Ante, App, Context
+from sharechain.modules import auth, bank
+from sharechain.modules.bank import FEE_COLLECTOR
+from sharechain.modules.bank.keeper import BankKeeper
+
+
+@dataclass
+class Keepers:
+    bank: BankKeeper
+
+
+def build_app(chain_id: str) -> tuple[App, Ante, Keepers]:
+    bank_keeper = BankKeeper()
+    keepers = Keepers(bank=bank_keeper)
+    modules = [auth.module(), bank.module(bank_keeper)]
+    modules += _extra_modules(keepers)
+    app = App(modules, chain_id)
+    app.keepers = {"bank": bank_keeper}
+
+    def charge_fee(ctx: Context, payer: bytes, fee: int) -> None:
+        if fee:
+            bank_keeper.transfer(ctx, payer, FEE_COLLECTOR, fee)
+
+    ante = Ante(app, auth.get_nonce, auth.set_nonce, charge_fee, auth.fee_per_cost_unit)
+    return app, ante, keepers
+
+
+def _extra_modules(keepers: Keepers) -> list:
+    """Sharing-economy modules, registered after the core ones."""
+    return []
+
+
+def demo_app_state(accounts: dict[str, int]) -> dict:
+    """Genesis sections of the sharing-economy modules for the devnet demo world."""
+    return {}

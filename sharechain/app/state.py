@@ -1,0 +1,102 @@
+"""Layered key/value state used while executing a block.
+
+``CommittedView`` reads the last committed state through one LMDB read transaction.
+``Overlay`` buffers writes above a parent (a view or another overlay): a block overlay
+collects the block's writes, and each transaction runs in its own overlay that is merged
+into the block overlay on success or dropped on failure, which is how a failed message
+reverts its writes. Deletions are recorded as ``None``. Range iteration merges the
+buffered writes with the parent in key order, so modules can keep ordered indexes
+(deadlines, listings) and walk only the part they need.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from typing import Protocol
+
+import lmdb
+
+_TOMBSTONE = None
+
+
+class Readable(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
+    def iter_range(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]: ...
+
+
+class CommittedView:
+    """Committed state through a read transaction (a consistent snapshot)."""
+
+    __slots__ = ("_txn", "_db")
+
+    def __init__(self, txn: lmdb.Transaction, db: "lmdb._Database") -> None:
+        self._txn = txn
+        self._db = db
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._txn.get(key, db=self._db)
+
+    def iter_range(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        with self._txn.cursor(db=self._db) as cur:
+            if not cur.set_range(start):
+                return
+            for k, v in cur:
+                if k >= end:
+                    return
+                yield k, v
+
+
+class Overlay:
+    """Buffered writes over a parent state."""
+
+    __slots__ = ("parent", "writes")
+
+    def __init__(self, parent: Readable) -> None:
+        self.parent = parent
+        self.writes: dict[bytes, bytes | None] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        w = self.writes
+        if key in w:
+            return w[key]
+        return self.parent.get(key)
+
+    def set(self, key: bytes, value: bytes) -> None:
+        self.writes[key] = value
+
+    def delete(self, key: bytes) -> None:
+        self.writes[key] = _TOMBSTONE
+
+    def iter_range(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Live (key, value) pairs with start <= key < end, in key order."""
+        mine = sorted((k, v) for k, v in self.writes.items() if start <= k < end)
+        if not mine:
+            yield from self.parent.iter_range(start, end)
+            return
+        overridden = {k for k, _ in mine}
+        parent_items = ((k, v) for k, v in self.parent.iter_range(start, end)
+                        if k not in overridden)
+        for k, v in heapq.merge(mine, parent_items, key=lambda kv: kv[0]):
+            if v is not None:
+                yield k, v
+
+    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        return self.iter_range(prefix, prefix_end(prefix))
+
+    def merge_into_parent(self) -> None:
+        parent = self.parent
+        if not isinstance(parent, Overlay):
+            raise TypeError("only an overlay can absorb writes")
+        parent.writes.update(self.writes)
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The smallest key greater than every key starting with ``prefix``."""
+    p = bytearray(prefix)
+    while p:
+        if p[-1] < 0xFF:
+            p[-1] += 1
+            return bytes(p)
+        p.pop()
+    return b"\xff" * 64

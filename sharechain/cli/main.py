@@ -1,0 +1,326 @@
+"""The ``sharechain`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from sharechain.cli.common import (
+    console,
+    handle_errors,
+    keyring_dir,
+    node_url,
+    passphrase,
+)
+from sharechain.crypto import PrivateKey, bech32_address
+from sharechain.errors import ShareChainError
+
+app = typer.Typer(help="ShareChain: a blockchain for the sharing economy.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+keys_app = typer.Typer(help="Manage keys in the encrypted keystore.", no_args_is_help=True)
+tx_app = typer.Typer(help="Sign and submit transactions.", no_args_is_help=True)
+bank_tx = typer.Typer(help="Token transfers.", no_args_is_help=True)
+query_app = typer.Typer(help="Read the chain.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(tx_app, name="tx")
+tx_app.add_typer(bank_tx, name="bank")
+app.add_typer(query_app, name="query")
+
+NodeOpt = typer.Option(None, "--node", help="Node API URL (env SHARECHAIN_NODE).")
+KeyringOpt = typer.Option(None, "--keyring", help="Keystore folder (env SHARECHAIN_KEYRING).")
+
+
+def _keystore(path: Optional[Path]) -> Any:
+    from sharechain.keystore import Keystore
+
+    return Keystore(path or keyring_dir())
+
+
+def _client(url: Optional[str]) -> Any:
+    from sharechain.client import Client
+
+    return Client(url or node_url())
+
+
+def _print_json(obj: Any) -> None:
+    console.print_json(json.dumps(obj))
+
+
+# ==================================================================== keys
+@keys_app.command("add")
+@handle_errors
+def keys_add(name: str, keyring: Optional[Path] = KeyringOpt,
+             recover: bool = typer.Option(False, help="Recover from a hex seed (prompted).")) -> None:
+    """Create a new key (or recover one from its seed) and store it encrypted."""
+    ks = _keystore(keyring)
+    if ks.exists(name):
+        raise ShareChainError("key_exists", f"a key named {name!r} already exists")
+    key = None
+    if recover:
+        seed = typer.prompt("Seed (64 hex chars)", hide_input=True)
+        try:
+            key = PrivateKey(bytes.fromhex(seed.strip()))
+        except ValueError:
+            raise ShareChainError("invalid_seed", "the seed must be 64 hex characters") from None
+    info = ks.add(name, passphrase("New passphrase", confirm=True), key)
+    console.print(f"[green]created[/green] key [bold]{info.name}[/bold]  {info.address}")
+
+
+@keys_app.command("list")
+@handle_errors
+def keys_list(keyring: Optional[Path] = KeyringOpt) -> None:
+    """List keys in the keystore."""
+    t = Table("name", "address")
+    for k in _keystore(keyring).list():
+        t.add_row(k.name, k.address)
+    console.print(t)
+
+
+@keys_app.command("show")
+@handle_errors
+def keys_show(name: str, keyring: Optional[Path] = KeyringOpt) -> None:
+    """Show a key's address and public key."""
+    k = _keystore(keyring).info(name)
+    _print_json({"name": k.name, "address": k.address, "pub_key": k.pub_key})
+
+
+@keys_app.command("export")
+@handle_errors
+def keys_export(name: str, keyring: Optional[Path] = KeyringOpt) -> None:
+    """Print a key's secret seed (hex). Anyone who sees it controls the account."""
+    key = _keystore(keyring).load(name, passphrase())
+    console.print(key.seed.hex())
+
+
+@keys_app.command("import")
+@handle_errors
+def keys_import(name: str, seed_hex: str = typer.Option(..., prompt=True, hide_input=True),
+                keyring: Optional[Path] = KeyringOpt) -> None:
+    """Import a key from its hex seed."""
+    try:
+        key = PrivateKey(bytes.fromhex(seed_hex.strip()))
+    except ValueError:
+        raise ShareChainError("invalid_seed", "the seed must be 64 hex characters") from None
+    info = _keystore(keyring).add(name, passphrase("New passphrase", confirm=True), key)
+    console.print(f"[green]imported[/green] key [bold]{info.name}[/bold]  {info.address}")
+
+
+@keys_app.command("delete")
+@handle_errors
+def keys_delete(name: str, keyring: Optional[Path] = KeyringOpt,
+                yes: bool = typer.Option(False, "--yes", help="Do not ask.")) -> None:
+    """Delete a key file."""
+    if not yes:
+        typer.confirm(f"Delete key {name}?", abort=True)
+    _keystore(keyring).delete(name)
+    console.print(f"deleted {name}")
+
+
+def load_key(name: str, keyring: Optional[Path]) -> PrivateKey:
+    return _keystore(keyring).load(name, passphrase(f"Passphrase for {name}"))
+
+
+def resolve(name_or_addr: str, keyring: Optional[Path]) -> bytes:
+    return _keystore(keyring).resolve_address(name_or_addr)
+
+
+def print_tx_result(res: dict[str, Any]) -> None:
+    r = res.get("result")
+    if r is None:
+        console.print(f"submitted tx [bold]{res['hash']}[/bold] ({res.get('status')})")
+        return
+    status = "[green]ok[/green]" if r["ok"] else f"[red]failed[/red] ({r['code']}): {r['message']}"
+    console.print(f"tx [bold]{res['hash']}[/bold] committed at height {res['height']}: {status}"
+                  f"  fee {r['fee']}")
+    for e in r["events"]:
+        console.print(f"  event {e['type']}: {e['attrs']}")
+    if not r["ok"]:
+        raise typer.Exit(1)
+
+
+# ==================================================================== tx
+@bank_tx.command("send")
+@handle_errors
+def bank_send(sender: str, to: str, amount: int, node: Optional[str] = NodeOpt,
+              keyring: Optional[Path] = KeyringOpt, memo: str = "",
+              fee: Optional[int] = typer.Option(None, help="Fee; default: the required fee."),
+              wait: bool = typer.Option(True, help="Wait until the tx is committed.")) -> None:
+    """Send AMOUNT tokens from key SENDER to TO (address or key name)."""
+    key = load_key(sender, keyring)
+    dest = resolve(to, keyring)
+    with _client(node) as c:
+        res = c.broadcast(key, [("bank/send", {"to": dest, "amount": amount})],
+                          wait=wait, check=False, memo=memo, fee=fee)
+    print_tx_result(res)
+
+
+# ==================================================================== query
+@query_app.command("account")
+@handle_errors
+def q_account(who: str, node: Optional[str] = NodeOpt, keyring: Optional[Path] = KeyringOpt) -> None:
+    """Balance and nonce of an address or named key."""
+    with _client(node) as c:
+        _print_json(c.account(resolve(who, keyring)))
+
+
+@query_app.command("block")
+@handle_errors
+def q_block(height: Optional[int] = typer.Argument(None), node: Optional[str] = NodeOpt) -> None:
+    """A block (latest by default)."""
+    with _client(node) as c:
+        _print_json(c.block(height))
+
+
+@query_app.command("tx")
+@handle_errors
+def q_tx(tx_hash: str, node: Optional[str] = NodeOpt) -> None:
+    """A transaction and its result."""
+    with _client(node) as c:
+        _print_json(c.tx(tx_hash))
+
+
+@query_app.command("state")
+@handle_errors
+def q_state(key_hex: str, node: Optional[str] = NodeOpt,
+            verify: bool = typer.Option(True, help="Verify the Merkle proof against a committed header.")
+            ) -> None:
+    """A raw state value by hex key, proven against the state root."""
+    with _client(node) as c:
+        v = c.state(bytes.fromhex(key_hex), verify=verify)
+    _print_json({"key": key_hex, "value": v.hex() if v is not None else None, "verified": verify})
+
+
+@query_app.command("module")
+@handle_errors
+def q_module(module: str, name: str, params: list[str] = typer.Argument(None),
+             node: Optional[str] = NodeOpt) -> None:
+    """A module query: sharechain query module bank balance address=share1..."""
+    kv = dict(p.split("=", 1) for p in (params or []))
+    with _client(node) as c:
+        _print_json(c.query(module, name, **kv))
+
+
+@app.command("status")
+@handle_errors
+def status(node: Optional[str] = NodeOpt) -> None:
+    """The node's status."""
+    with _client(node) as c:
+        _print_json(c.status())
+
+
+# ==================================================================== nodes
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command("init")
+@handle_errors
+def init(home: Path = typer.Option(..., help="Node home folder."),
+         chain_id: str = "sharechain-local", moniker: str = "node0",
+         api_port: int = 8700, block_interval_ms: int = 1000,
+         demo: bool = typer.Option(True, help="Fund the demo accounts at genesis."),
+         force: bool = typer.Option(False, help="Overwrite an existing home.")) -> None:
+    """Create a single-validator node home (key, genesis, config)."""
+    from sharechain.node.devnet import demo_genesis
+    from sharechain.node.home import Home, NodeConfig
+
+    h = Home(home)
+    if h.exists() and not force:
+        raise ShareChainError("home_exists", f"{home} already holds a node; use --force to replace it")
+    if force and home.exists():
+        shutil.rmtree(home)
+    key = PrivateKey.generate()
+    h.save_node_key(key)
+    doc = demo_genesis(chain_id, [key], block_interval_ms)
+    if not demo:
+        doc["app_state"]["bank"]["balances"] = [{"address": key.bech32, "amount": 10**12}]
+    h.save_genesis(doc)
+    h.save_config(NodeConfig(moniker=moniker, api_port=api_port))
+    console.print(f"initialised node home {home}: chain {chain_id}, validator {key.bech32}")
+
+
+@app.command("start")
+@handle_errors
+def start(home: Path = typer.Option(..., help="Node home folder."),
+          api_port: Optional[int] = typer.Option(None, help="Override the API port."),
+          log_level: Optional[str] = None) -> None:
+    """Run a node from its home until Ctrl-C; restarts resume at the last committed height."""
+    from sharechain.node.home import Home
+    from sharechain.node.node import Node
+
+    h = Home(home)
+    cfg = h.load_config()
+    if api_port is not None:
+        cfg.api_port = api_port
+    _setup_logging(log_level or cfg.log_level)
+    node = Node(h, cfg)
+    console.print(f"node [bold]{cfg.moniker}[/bold] chain {node.chain.chain_id} "
+                  f"height {node.chain.height()}  API http://{cfg.api_host}:{cfg.api_port}")
+    asyncio.run(node.run())
+
+
+@app.command("devnet")
+@handle_errors
+def devnet(home: Path = typer.Option(Path(".devnet"), help="Devnet folder."),
+           reset: bool = typer.Option(False, help="Start from a fresh genesis."),
+           api_port: int = 8700, block_interval_ms: int = 1000,
+           validators: int = typer.Option(1, help="Validators in this process (1: solo, >1: bft)."),
+           log_level: str = "warning") -> None:
+    """Run a local devnet with the demo world and the API (state persists in --home)."""
+    from sharechain.keystore import Keystore
+    from sharechain.node.devnet import DEMO_ACCOUNTS, DEMO_CHAIN_ID, demo_genesis, validator_key
+    from sharechain.node.home import Home, NodeConfig
+    from sharechain.node.node import Node
+
+    if reset and home.exists():
+        shutil.rmtree(home)
+    node_home = Home(home / "node0")
+    if not node_home.exists():
+        vkeys = [validator_key(i) for i in range(validators)]
+        node_home.save_node_key(vkeys[0])
+        node_home.save_genesis(demo_genesis(DEMO_CHAIN_ID, vkeys, block_interval_ms))
+        node_home.save_config(NodeConfig(moniker="devnet", api_port=api_port,
+                                         engine="solo" if validators == 1 else "bft"))
+        ks = Keystore(home / "keys", opslimit=1, memlimit=8192)
+        for name in DEMO_ACCOUNTS:
+            ks.add(name, "devnet", PrivateKey.from_name(name), overwrite=True)
+    cfg = node_home.load_config()
+    cfg.api_port = api_port
+    _setup_logging(log_level)
+    node = Node(node_home, cfg)
+    url = f"http://127.0.0.1:{api_port}"
+    t = Table("demo account", "address", title="ShareChain devnet — demo world")
+    for name in DEMO_ACCOUNTS:
+        t.add_row(name, PrivateKey.from_name(name).bech32)
+    console.print(t)
+    console.print(f"chain [bold]{node.chain.chain_id}[/bold] at height {node.chain.height()}, "
+                  f"a block every {node.genesis.consensus.block_interval_ms} ms")
+    console.print(f"API:       {url}/v1/status")
+    console.print(f"API docs:  {url}/docs")
+    console.print(f"Events:    {url}/v1/events")
+    console.print(f"Try:       SHARECHAIN_KEYRING={home}/keys SHARECHAIN_PASSPHRASE=devnet "
+                  f"sharechain tx bank send alice bob 25")
+    console.print("Stop with Ctrl-C; state is kept in " + str(home) + " (use --reset to start over).")
+    asyncio.run(node.run())
+
+
+def _mount_optional() -> None:
+    try:
+        from sharechain.sim.cli import app as sim_app
+    except ImportError:
+        return
+    app.add_typer(sim_app, name="sim", help="Deterministic BFT network simulator.")
+
+
+_mount_optional()
+
+if __name__ == "__main__":
+    app()

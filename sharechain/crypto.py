@@ -1,0 +1,183 @@
+"""Hashes, Ed25519 keys, addresses, Merkle trees and content identifiers.
+
+Ed25519 comes from libsodium through PyNaCl. An address is the first 20 bytes of
+SHA-256 of the public key, shown as bech32 with the ``share`` prefix (``share1…``).
+The Merkle tree (used for transaction roots and IoT anchors) follows RFC 6962: leaves are
+hashed with a 0x00 prefix and inner nodes with 0x01, so a leaf can never pass for a node.
+Documents are named by CIDv1 (raw codec, sha2-256), the form IPFS uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import bech32 as _bech32
+import nacl.bindings
+import nacl.exceptions
+import nacl.signing
+
+from sharechain.errors import ShareChainError
+
+ADDRESS_HRP = "share"
+ADDRESS_BYTES = 20
+PUBKEY_BYTES = 32
+SIGNATURE_BYTES = 64
+HASH_BYTES = 32
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def address_of(pubkey: bytes) -> bytes:
+    return hashlib.sha256(pubkey).digest()[:ADDRESS_BYTES]
+
+
+def bech32_address(addr: bytes) -> str:
+    data = _bech32.convertbits(addr, 8, 5)
+    assert data is not None
+    return _bech32.bech32_encode(ADDRESS_HRP, data)
+
+
+def parse_address(text: str) -> bytes:
+    """Raw 20 address bytes from ``share1…`` text, or a clear error."""
+    hrp, data = _bech32.bech32_decode(text.strip().lower()) if isinstance(text, str) else (None, None)
+    if hrp != ADDRESS_HRP or data is None:
+        raise ShareChainError("invalid_address", f"not a ShareChain address: {text!r}")
+    raw = _bech32.convertbits(data, 5, 8, False)
+    if raw is None or len(raw) != ADDRESS_BYTES:
+        raise ShareChainError("invalid_address", f"not a ShareChain address: {text!r}")
+    return bytes(raw)
+
+
+def verify(pubkey: bytes, message: bytes, signature: bytes) -> bool:
+    """Ed25519 verification; never raises for bad input."""
+    if len(pubkey) != PUBKEY_BYTES or len(signature) != SIGNATURE_BYTES:
+        return False
+    try:
+        nacl.bindings.crypto_sign_open(signature + message, pubkey)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
+        return False
+    return True
+
+
+class PrivateKey:
+    """An Ed25519 signing key from a 32-byte seed."""
+
+    __slots__ = ("_sk", "public_key", "address")
+
+    def __init__(self, seed: bytes) -> None:
+        self._sk = nacl.signing.SigningKey(seed)
+        self.public_key: bytes = bytes(self._sk.verify_key)
+        self.address: bytes = address_of(self.public_key)
+
+    @classmethod
+    def generate(cls) -> "PrivateKey":
+        return cls(bytes(nacl.signing.SigningKey.generate()))
+
+    @classmethod
+    def from_name(cls, name: str) -> "PrivateKey":
+        """A deterministic key for tests and demo worlds only; never for real funds."""
+        return cls(sha256(b"sharechain-demo-key:" + name.encode()))
+
+    @property
+    def seed(self) -> bytes:
+        return bytes(self._sk)
+
+    def sign(self, message: bytes) -> bytes:
+        return self._sk.sign(message).signature
+
+    @property
+    def bech32(self) -> str:
+        return bech32_address(self.address)
+
+
+# ---------------------------------------------------------------- Merkle (RFC 6962)
+
+def _leaf(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+EMPTY_MERKLE_ROOT = sha256(b"")
+
+
+def merkle_root(items: list[bytes]) -> bytes:
+    """Root over ``items`` (leaf data, not pre-hashed); the empty list has sha256(b"")."""
+    if not items:
+        return EMPTY_MERKLE_ROOT
+    level = [_leaf(x) for x in items]
+    while len(level) > 1:
+        nxt = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])  # an odd node is promoted, as in RFC 6962's split rule
+        level = nxt
+    return level[0]
+
+
+@dataclass(frozen=True)
+class MerkleProof:
+    index: int
+    total: int
+    siblings: tuple[bytes, ...]  # bottom-up
+
+
+def merkle_proof(items: list[bytes], index: int) -> MerkleProof:
+    if not 0 <= index < len(items):
+        raise ShareChainError("invalid_index", "leaf index out of range")
+    level = [_leaf(x) for x in items]
+    siblings: list[bytes] = []
+    i = index
+    while len(level) > 1:
+        sib = i ^ 1
+        if sib < len(level):
+            siblings.append(level[sib])
+        nxt = [_node(level[j], level[j + 1]) for j in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+        i //= 2
+    return MerkleProof(index, len(items), tuple(siblings))
+
+
+def verify_merkle_proof(root: bytes, item: bytes, proof: MerkleProof) -> bool:
+    if not 0 <= proof.index < proof.total:
+        return False
+    h = _leaf(item)
+    i, width = proof.index, proof.total
+    sibs = iter(proof.siblings)
+    try:
+        while width > 1:
+            sib = i ^ 1
+            if sib < width:
+                s = next(sibs)
+                h = _node(s, h) if i & 1 else _node(h, s)
+            i //= 2
+            width = (width + 1) // 2
+    except StopIteration:
+        return False
+    return next(sibs, None) is None and h == root
+
+
+# ---------------------------------------------------------------- content identifiers
+
+def cid_of(data: bytes) -> str:
+    """CIDv1 (raw codec, sha2-256, base32) of a document, as IPFS names it."""
+    from multiformats import CID, multihash
+
+    return str(CID("base32", 1, "raw", multihash.digest(data, "sha2-256")))
+
+
+def check_cid(text: str) -> str:
+    """Validate a CID string (v0 or v1); returns it normalised, or raises ``invalid_cid``."""
+    from multiformats import CID
+
+    try:
+        cid = CID.decode(text)
+    except Exception:
+        raise ShareChainError("invalid_cid", f"not a valid content identifier: {text!r}") from None
+    return str(cid)

@@ -1,0 +1,213 @@
+"""Canonical CBOR and strict schema decoding.
+
+Theory of operation
+-------------------
+Everything that is hashed or signed is encoded as deterministic CBOR (RFC 8949 §4.2):
+shortest integer forms, definite lengths, map keys sorted. All ShareChain maps have text
+keys; for keys of one major type, cbor2's ``canonical`` length-first ordering and RFC 8949's
+bytewise ordering of encoded keys coincide, so ``cbor2.dumps(x, canonical=True)`` is the
+deterministic encoding.
+
+Decoding is strict: the input must be under a size cap, must decode to plain data (ints,
+byte strings, text, lists, text-keyed maps, booleans, null — no floats, no tags) and must
+re-encode to exactly the same bytes. That last check makes the encoding of any value
+unique, so a transaction hash cannot be changed by re-encoding the same transaction.
+
+Records are frozen dataclasses. :func:`to_obj` turns one into plain data; :func:`from_obj`
+builds one from plain data, rejecting unknown fields, missing fields and wrong types,
+using a checker compiled once per class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import cbor2
+
+from sharechain.errors import DecodeError
+
+ENCODED_BYTES_MAX = 4 * 1024 * 1024
+NESTING_DEPTH_MAX = 16
+INT_MAX = 2**128 - 1  # token amounts and counters fit well inside this
+INT_MIN = -(2**63)
+
+T = TypeVar("T")
+
+
+def encode(obj: Any) -> bytes:
+    """Deterministic CBOR bytes of plain data (or a record, converted first)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        obj = to_obj(obj)
+    return cbor2.dumps(obj, canonical=True)
+
+
+def decode(data: bytes, max_bytes: int = ENCODED_BYTES_MAX) -> Any:
+    """Decode canonical CBOR into plain data, or raise :class:`DecodeError`."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DecodeError("expected bytes")
+    if len(data) > max_bytes:
+        raise DecodeError(f"encoded size {len(data)} exceeds {max_bytes} bytes", "oversize")
+    data = bytes(data)
+    try:
+        obj = cbor2.loads(data)
+    except Exception as exc:  # cbor2 raises several types for malformed input
+        raise DecodeError(f"not valid CBOR: {exc}") from None
+    _check_plain(obj, 0)
+    if cbor2.dumps(obj, canonical=True) != data:
+        raise DecodeError("not the canonical encoding", "non_canonical")
+    return obj
+
+
+def _check_plain(obj: Any, depth: int) -> None:
+    if depth > NESTING_DEPTH_MAX:
+        raise DecodeError("nesting too deep")
+    t = type(obj)
+    if t is int:
+        if not INT_MIN <= obj <= INT_MAX:
+            raise DecodeError("integer out of range")
+    elif t is bytes or t is str or t is bool or obj is None:
+        pass
+    elif t is list:
+        for item in obj:
+            _check_plain(item, depth + 1)
+    elif t is dict:
+        for k, v in obj.items():
+            if type(k) is not str:
+                raise DecodeError("map keys must be text")
+            _check_plain(v, depth + 1)
+    else:
+        raise DecodeError(f"value of type {t.__name__} is not allowed")
+
+
+# ---------------------------------------------------------------- records
+
+_Checker = Callable[[Any, str], Any]
+_CHECKERS: dict[type, _Checker] = {}
+
+
+def to_obj(record: Any) -> Any:
+    """Plain data of a record: dataclasses become maps, tuples become lists."""
+    if dataclasses.is_dataclass(record) and not isinstance(record, type):
+        return {f.name: to_obj(getattr(record, f.name)) for f in dataclasses.fields(record)}
+    if isinstance(record, (tuple, list)):
+        return [to_obj(x) for x in record]
+    if isinstance(record, dict):
+        return {k: to_obj(v) for k, v in record.items()}
+    return record
+
+
+def from_obj(cls: type[T], obj: Any, where: str = "") -> T:
+    """Build record ``cls`` from plain data, or raise :class:`DecodeError`."""
+    checker = _CHECKERS.get(cls)
+    if checker is None:
+        checker = _compile(cls)
+    return checker(obj, where or cls.__name__)  # type: ignore[no-any-return]
+
+
+def decode_record(cls: type[T], data: bytes, max_bytes: int = ENCODED_BYTES_MAX) -> T:
+    return from_obj(cls, decode(data, max_bytes))
+
+
+def _compile(tp: Any) -> _Checker:
+    if isinstance(tp, type) and tp in _CHECKERS:
+        return _CHECKERS[tp]
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _compile_record(tp)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is int:
+        def check_int(v: Any, where: str) -> int:
+            if type(v) is not int:
+                raise DecodeError(f"{where}: expected an integer")
+            return v
+        return check_int
+    if tp is bool:
+        def check_bool(v: Any, where: str) -> bool:
+            if type(v) is not bool:
+                raise DecodeError(f"{where}: expected a boolean")
+            return v
+        return check_bool
+    if tp is str:
+        def check_str(v: Any, where: str) -> str:
+            if type(v) is not str:
+                raise DecodeError(f"{where}: expected text")
+            return v
+        return check_str
+    if tp is bytes:
+        def check_bytes(v: Any, where: str) -> bytes:
+            if type(v) is not bytes:
+                raise DecodeError(f"{where}: expected a byte string")
+            return v
+        return check_bytes
+    if tp is Any:
+        return lambda v, where: v
+    if origin in (typing.Union, types.UnionType):
+        non_none = [a for a in args if a is not type(None)]
+        if len(non_none) != 1 or len(args) != 2:
+            raise TypeError(f"unsupported union {tp}")
+        inner = _compile(non_none[0])
+        return lambda v, where: None if v is None else inner(v, where)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            item = _compile(args[0])
+
+            def check_tuple(v: Any, where: str) -> tuple[Any, ...]:
+                if type(v) is not list:
+                    raise DecodeError(f"{where}: expected a list")
+                return tuple(item(x, f"{where}[{i}]") for i, x in enumerate(v))
+            return check_tuple
+        items = [_compile(a) for a in args]
+
+        def check_fixed(v: Any, where: str) -> tuple[Any, ...]:
+            if type(v) is not list or len(v) != len(items):
+                raise DecodeError(f"{where}: expected a list of {len(items)} items")
+            return tuple(c(x, f"{where}[{i}]") for i, (c, x) in enumerate(zip(items, v)))
+        return check_fixed
+    if origin is dict:
+        kc, vc = _compile(args[0]), _compile(args[1])
+
+        def check_dict(v: Any, where: str) -> dict[Any, Any]:
+            if type(v) is not dict:
+                raise DecodeError(f"{where}: expected a map")
+            return {kc(k, where): vc(x, f"{where}.{k}") for k, x in v.items()}
+        return check_dict
+    raise TypeError(f"unsupported field type {tp!r}")
+
+
+def _compile_record(cls: type) -> _Checker:
+    hints = typing.get_type_hints(cls)
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    names = frozenset(f.name for f in fields)
+    required = frozenset(
+        f.name for f in fields
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    )
+    # Placeholder first so self-referential records compile.
+    _CHECKERS[cls] = lambda v, where: checker(v, where)
+    field_checks = [(f.name, _compile(hints[f.name])) for f in fields]
+
+    def checker(v: Any, where: str) -> Any:
+        if type(v) is not dict:
+            raise DecodeError(f"{where}: expected a map")
+        keys = v.keys()
+        if not keys <= names:
+            unknown = sorted(keys - names)
+            raise DecodeError(f"{where}: unknown field(s) {', '.join(unknown)}", "unknown_field")
+        if not required <= keys:
+            missing = sorted(required - keys)
+            raise DecodeError(f"{where}: missing field(s) {', '.join(missing)}")
+        kwargs = {name: check(v[name], f"{where}.{name}") for name, check in field_checks
+                  if name in v}
+        try:
+            return cls(**kwargs)
+        except DecodeError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise DecodeError(f"{where}: {exc}") from None
+
+    _CHECKERS[cls] = checker
+    return checker

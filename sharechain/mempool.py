@@ -1,0 +1,272 @@
+"""The transaction pool.
+
+Theory of operation
+-------------------
+Admission runs every check that does not need the block: size, canonical decoding,
+chain id, message schemas, expiry against the next height, fee against the cost table,
+the signature (verified here once; the verdict travels with the :class:`Tx` object, so
+block execution never verifies it again), and the nonce. A sender's transactions must
+arrive in nonce order with no gap: the next acceptable nonce is the committed nonce plus
+the number of that sender's transactions already pooled. Arrival order therefore keeps
+every sender's nonce order, and reaping is a walk from the oldest transaction.
+
+Limits: total bytes, total count and transactions per sender. When the pool is full, a
+new transaction may evict the newest transaction of the sender whose tail pays the lowest
+fee per byte, if it pays more; otherwise it is refused with ``mempool_full``.
+
+After each committed block, :meth:`update` drops included transactions and re-checks the
+rest against the new state (nonces, expiry, fee balance), dropping what can no longer
+execute, so a block proposer never reaps stale transactions.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from sharechain.app.framework import App
+from sharechain.app.state import Readable
+from sharechain.chain.types import Tx, decode_tx, verify_tx_signature
+from sharechain.errors import DecodeError, ShareChainError
+
+MEMPOOL_BYTES_MAX = 64 * 1024 * 1024
+MEMPOOL_TXS_MAX = 200_000
+MEMPOOL_TXS_PER_SENDER_MAX = 2_000
+VERIFY_THREADS = 2
+VERIFY_CHUNK_MIN = 64
+
+
+@dataclass
+class MempoolLimits:
+    bytes_max: int = MEMPOOL_BYTES_MAX
+    txs_max: int = MEMPOOL_TXS_MAX
+    txs_per_sender_max: int = MEMPOOL_TXS_PER_SENDER_MAX
+
+
+class ChainFacts:
+    """What admission needs to know about the committed chain."""
+
+    def __init__(self, next_height: Callable[[], int], state: Callable[[], Readable],
+                 nonce_of: Callable[[Readable, bytes], int],
+                 balance_of: Callable[[Readable, bytes], int],
+                 fee_per_cost_unit: Callable[[Readable], int],
+                 is_committed: Callable[[bytes], bool]) -> None:
+        self.next_height = next_height
+        self.state = state
+        self.nonce_of = nonce_of
+        self.balance_of = balance_of
+        self.fee_per_cost_unit = fee_per_cost_unit
+        self.is_committed = is_committed
+
+
+class Mempool:
+    def __init__(self, app: App, facts: ChainFacts, limits: MempoolLimits | None = None) -> None:
+        self.app = app
+        self.facts = facts
+        self.limits = limits or MempoolLimits()
+        self._txs: OrderedDict[bytes, Tx] = OrderedDict()
+        self._by_sender: dict[bytes, list[Tx]] = {}
+        self._committed_nonce: dict[bytes, int] = {}
+        self._pending_fees: dict[bytes, int] = {}
+        self.bytes = 0
+        self._pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="sigverify")
+        self.stats = {"admitted": 0, "rejected": 0, "evicted": 0, "dropped_on_recheck": 0}
+
+    def __len__(self) -> int:
+        return len(self._txs)
+
+    def __contains__(self, tx_hash: bytes) -> bool:
+        return tx_hash in self._txs
+
+    def get(self, tx_hash: bytes) -> Tx | None:
+        return self._txs.get(tx_hash)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ---------------------------------------------------------------- admission
+    def add(self, raw: bytes) -> Tx:
+        tx = self._parse(raw)
+        if not verify_tx_signature(tx):
+            self.stats["rejected"] += 1
+            raise ShareChainError("invalid_signature", "the tx signature does not verify")
+        return self._admit(tx)
+
+    def add_batch(self, raws: list[bytes]) -> list[Tx | ShareChainError]:
+        """Admit many txs; signatures are verified in parallel threads (libsodium drops the GIL)."""
+        parsed: list[Tx | ShareChainError] = []
+        for raw in raws:
+            try:
+                parsed.append(self._parse(raw))
+            except ShareChainError as exc:
+                parsed.append(exc)
+        todo = [t for t in parsed if isinstance(t, Tx) and not t.verified]
+        self.verify_many(todo)
+        out: list[Tx | ShareChainError] = []
+        for t in parsed:
+            if isinstance(t, ShareChainError):
+                out.append(t)
+                continue
+            if not t.verified:
+                out.append(ShareChainError("invalid_signature", "the tx signature does not verify"))
+                continue
+            try:
+                out.append(self._admit(t))
+            except ShareChainError as exc:
+                out.append(exc)
+        self.stats["rejected"] += sum(1 for t in out if isinstance(t, ShareChainError))
+        return out
+
+    def verify_many(self, txs: list[Tx]) -> None:
+        if len(txs) < VERIFY_CHUNK_MIN:
+            for t in txs:
+                verify_tx_signature(t)
+            return
+        n = VERIFY_THREADS
+        chunks = [txs[i::n] for i in range(n)]
+        list(self._pool.map(_verify_chunk, chunks))
+
+    def _parse(self, raw: bytes) -> Tx:
+        try:
+            tx = decode_tx(raw)
+        except DecodeError as exc:
+            self.stats["rejected"] += 1
+            raise ShareChainError(exc.code if exc.code != "malformed" else "malformed_tx",
+                                  exc.message) from None
+        existing = self._txs.get(tx.hash)
+        if existing is not None or self.facts.is_committed(tx.hash):
+            raise ShareChainError("duplicate_tx", "this tx is already in the pool or committed")
+        self.app.stateless_check(tx)
+        return tx
+
+    def _admit(self, tx: Tx) -> Tx:
+        if tx.hash in self._txs:
+            raise ShareChainError("duplicate_tx", "this tx is already in the pool")
+        state = self.facts.state()
+        body = tx.body
+        next_height = self.facts.next_height()
+        if body.expiry_height and body.expiry_height < next_height:
+            raise ShareChainError("tx_expired", f"tx expired at height {body.expiry_height}")
+        required = self.app.required_fee(tx, self.facts.fee_per_cost_unit(state))
+        if body.fee < required:
+            raise ShareChainError("fee_too_low", f"fee {body.fee} is below the required {required}")
+        sender = tx.sender
+        queue = self._by_sender.get(sender)
+        if queue is None:
+            committed = self.facts.nonce_of(state, sender)
+            expected = committed
+        else:
+            committed = self._committed_nonce[sender]
+            expected = committed + len(queue)
+        if body.nonce != expected:
+            code = "nonce_reused" if body.nonce < expected else "nonce_in_future"
+            raise ShareChainError(code, f"tx nonce {body.nonce}, account expects {expected}")
+        if queue is not None and len(queue) >= self.limits.txs_per_sender_max:
+            raise ShareChainError("mempool_full", "too many pending txs from this sender")
+        fees = self._pending_fees.get(sender, 0) + body.fee
+        if self.facts.balance_of(state, sender) < fees:
+            raise ShareChainError("insufficient_funds", "balance cannot pay the fees of pending txs")
+        if not self._make_room(tx):
+            raise ShareChainError("mempool_full", "the pool is full and this tx pays too little")
+        self._txs[tx.hash] = tx
+        if queue is None:
+            self._by_sender[sender] = [tx]
+            self._committed_nonce[sender] = committed
+        else:
+            queue.append(tx)
+        self._pending_fees[sender] = fees
+        self.bytes += tx.size
+        self.stats["admitted"] += 1
+        return tx
+
+    def _make_room(self, tx: Tx) -> bool:
+        lim = self.limits
+        while self.bytes + tx.size > lim.bytes_max or len(self._txs) + 1 > lim.txs_max:
+            victim = min((q[-1] for q in self._by_sender.values()),
+                         key=lambda t: t.body.fee / max(t.size, 1), default=None)
+            if victim is None or victim.body.fee * tx.size >= tx.body.fee * victim.size:
+                return False
+            self._remove(victim)
+            self.stats["evicted"] += 1
+        return True
+
+    def _remove(self, tx: Tx) -> None:
+        del self._txs[tx.hash]
+        self.bytes -= tx.size
+        q = self._by_sender[tx.sender]
+        q.remove(tx)
+        self._pending_fees[tx.sender] -= tx.body.fee
+        if not q:
+            del self._by_sender[tx.sender]
+            del self._committed_nonce[tx.sender]
+            del self._pending_fees[tx.sender]
+
+    # ---------------------------------------------------------------- proposing
+    def reap(self, bytes_max: int, txs_max: int) -> list[Tx]:
+        out: list[Tx] = []
+        total = 0
+        for tx in self._txs.values():
+            if len(out) >= txs_max or total + tx.size > bytes_max:
+                break
+            out.append(tx)
+            total += tx.size
+        return out
+
+    # ---------------------------------------------------------------- after a block
+    def update(self, committed: Iterable[bytes]) -> None:
+        """Drop included txs, then re-check the rest against the new committed state."""
+        for h in committed:
+            tx = self._txs.get(h)
+            if tx is not None:
+                self._remove(tx)
+        if not self._txs:
+            return
+        state = self.facts.state()
+        next_height = self.facts.next_height()
+        keep: list[Tx] = []
+        arrival = {h: i for i, h in enumerate(self._txs)}
+        senders = list(self._by_sender.items())
+        self._txs.clear()
+        self._by_sender.clear()
+        self._committed_nonce.clear()
+        self._pending_fees.clear()
+        self.bytes = 0
+        order = {}
+        for sender, queue in senders:
+            nonce = self.facts.nonce_of(state, sender)
+            balance = self.facts.balance_of(state, sender)
+            fees = 0
+            for tx in queue:
+                if tx.body.nonce < nonce:
+                    continue  # included already or superseded
+                if tx.body.nonce != nonce:
+                    break  # a gap: everything after it cannot execute
+                if tx.body.expiry_height and tx.body.expiry_height < next_height:
+                    break
+                if fees + tx.body.fee > balance:
+                    break
+                fees += tx.body.fee
+                nonce += 1
+                keep.append(tx)
+            order[sender] = self.facts.nonce_of(state, sender)
+        dropped = sum(len(q) for _, q in senders) - len(keep)
+        self.stats["dropped_on_recheck"] += dropped
+        keep.sort(key=lambda t: arrival[t.hash])
+        for tx in keep:
+            self._txs[tx.hash] = tx
+            q = self._by_sender.get(tx.sender)
+            if q is None:
+                self._by_sender[tx.sender] = [tx]
+                self._committed_nonce[tx.sender] = order[tx.sender]
+                self._pending_fees[tx.sender] = tx.body.fee
+            else:
+                q.append(tx)
+                self._pending_fees[tx.sender] += tx.body.fee
+            self.bytes += tx.size
+
+
+def _verify_chunk(txs: list[Tx]) -> None:
+    for t in txs:
+        verify_tx_signature(t)

@@ -1,0 +1,77 @@
+"""The genesis document: chain id, start time, validators, consensus limits, module state.
+
+Genesis is JSON because people write and review it. Amounts are integers; keys and
+addresses are hex and bech32 text. Its canonical CBOR encoding is hashed and stored, and
+a node refuses to start on a data directory made from a different genesis.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sharechain.chain.types import Validator, ValidatorSet
+from sharechain.crypto import sha256
+from sharechain.encoding import encode
+from sharechain.errors import ShareChainError
+
+BLOCK_INTERVAL_MS_DEFAULT = 1000
+BLOCK_TXS_MAX_DEFAULT = 10_000
+BLOCK_BYTES_MAX_DEFAULT = 8 * 1024 * 1024
+
+
+@dataclass
+class ConsensusParams:
+    block_interval_ms: int = BLOCK_INTERVAL_MS_DEFAULT
+    block_txs_max: int = BLOCK_TXS_MAX_DEFAULT
+    block_bytes_max: int = BLOCK_BYTES_MAX_DEFAULT
+
+
+@dataclass
+class Genesis:
+    chain_id: str
+    genesis_time_ms: int
+    validators: ValidatorSet
+    consensus: ConsensusParams
+    app_state: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def encoded(self) -> bytes:
+        return encode(self.raw)
+
+    def hash(self) -> bytes:
+        return sha256(self.encoded())
+
+
+def parse_genesis(doc: dict[str, Any]) -> Genesis:
+    def bad(msg: str) -> ShareChainError:
+        return ShareChainError("invalid_genesis", msg)
+
+    try:
+        chain_id = doc["chain_id"]
+        t = doc["genesis_time_ms"]
+        vals = [Validator(pub_key=bytes.fromhex(v["pub_key"]), power=int(v["power"]),
+                          name=str(v.get("name", ""))) for v in doc["validators"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise bad(f"missing or malformed field: {exc}") from None
+    if not isinstance(chain_id, str) or not chain_id or type(t) is not int:
+        raise bad("chain_id must be text and genesis_time_ms an integer")
+    cons = ConsensusParams(**doc.get("consensus", {}))
+    try:
+        vset = ValidatorSet.of(vals)
+    except ValueError as exc:
+        raise bad(str(exc)) from None
+    app_state = doc.get("app_state", {})
+    if not isinstance(app_state, dict):
+        raise bad("app_state must be an object")
+    return Genesis(chain_id, t, vset, cons, app_state, doc)
+
+
+def load_genesis(path: str | Path) -> Genesis:
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ShareChainError("invalid_genesis", f"cannot read genesis {path}: {exc}") from None
+    return parse_genesis(doc)

@@ -1,0 +1,109 @@
+"""A node's home directory.
+
+  HOME/config.json      node settings (API and P2P addresses, consensus engine, limits)
+  HOME/genesis.json     the chain's genesis document
+  HOME/node_key.json    this node's Ed25519 key (validator and P2P identity), mode 0600
+  HOME/data/            LMDB: state, blocks, indexes
+  HOME/wal/             consensus write-ahead log (bft engine)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sharechain.crypto import PrivateKey
+from sharechain.errors import ShareChainError
+
+
+@dataclass
+class NodeConfig:
+    moniker: str = "node"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8700
+    p2p_host: str = "127.0.0.1"
+    p2p_port: int = 0          # 0: no P2P listener (single-node chains)
+    persistent_peers: list[str] = field(default_factory=list)
+    engine: str = "solo"       # solo | bft
+    create_empty_blocks: bool = True
+    mempool_bytes_max: int = 64 * 1024 * 1024
+    mempool_txs_max: int = 200_000
+    check_invariants: bool = False
+    log_level: str = "info"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "NodeConfig":
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ShareChainError("invalid_config", f"unknown config field(s): {sorted(unknown)}")
+        return cls(**d)
+
+
+class Home:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def genesis_file(self) -> Path:
+        return self.path / "genesis.json"
+
+    @property
+    def key_file(self) -> Path:
+        return self.path / "node_key.json"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path / "data"
+
+    @property
+    def wal_dir(self) -> Path:
+        return self.path / "wal"
+
+    def exists(self) -> bool:
+        return self.config_file.exists() and self.genesis_file.exists()
+
+    def load_config(self) -> NodeConfig:
+        try:
+            return NodeConfig.from_dict(json.loads(self.config_file.read_text()))
+        except FileNotFoundError:
+            raise ShareChainError("no_home", f"{self.path} is not a node home; run "
+                                  f"'sharechain init --home {self.path}' first") from None
+
+    def save_config(self, cfg: NodeConfig) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        _write_atomic(self.config_file, json.dumps(asdict(cfg), indent=2) + "\n")
+
+    def save_genesis(self, doc: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        _write_atomic(self.genesis_file, json.dumps(doc, indent=2) + "\n")
+
+    def node_key(self) -> PrivateKey:
+        try:
+            d = json.loads(self.key_file.read_text())
+            return PrivateKey(bytes.fromhex(d["seed"]))
+        except FileNotFoundError:
+            raise ShareChainError("no_key", f"no node key at {self.key_file}") from None
+
+    def save_node_key(self, key: PrivateKey) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        content = json.dumps({"seed": key.seed.hex(), "pub_key": key.public_key.hex(),
+                              "address": key.bech32}, indent=2) + "\n"
+        _write_atomic(self.key_file, content, mode=0o600)
+
+
+def _write_atomic(path: Path, content: str, mode: int = 0o644) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(content)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,243 @@
+"""The node's storage: state, authenticated tree, blocks and indexes in one LMDB environment.
+
+Theory of operation
+-------------------
+Everything a committed block changes — state values, state-tree nodes, the block, its
+commit certificate, the transaction results and every index — is written in exactly one
+LMDB write transaction (:meth:`ChainStore.commit_block`). LMDB commits are atomic and
+durable (``sync=True``), so after a crash the last block is either wholly present or
+wholly absent, and the state always matches the stored height.
+
+Named databases:
+
+  state       state key -> value (flat, for fast reads)
+  smt         state-tree nodes (see ``store.smt``)
+  blocks      height (8 bytes BE) -> encoded Block
+  commits     height -> encoded Commit
+  hashes      block hash -> height
+  txs         tx hash -> height (8) + index (4)
+  results     height (8) + index (4) -> encoded TxResult
+  block_ev    height -> encoded begin/end-block events
+  acct_txs    address (20) + height (8) + index (4) -> tx hash
+  meta        chain metadata: height, state_root, results_root, time_ms, last_hash, genesis
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import lmdb
+
+from sharechain.app.state import CommittedView
+from sharechain.chain.types import Block, Commit, decode_block, decode_commit, encode_block, encode_commit
+from sharechain.crypto import EMPTY_MERKLE_ROOT
+from sharechain.encoding import decode, encode
+from sharechain.store.smt import StateTree
+
+MAP_BYTES = 64 * 1024**3  # sparse; grows on disk only as used
+_H = struct.Struct(">Q")
+_HI = struct.Struct(">QI")
+
+
+def hkey(height: int) -> bytes:
+    return _H.pack(height)
+
+
+@dataclass(frozen=True)
+class Meta:
+    height: int
+    state_root: bytes
+    results_root: bytes
+    time_ms: int
+    last_hash: bytes
+
+
+@dataclass
+class BlockWrite:
+    """Everything one committed block writes."""
+
+    block: Block
+    commit: Commit
+    state_changes: Mapping[bytes, bytes | None]
+    results: list[bytes]              # encoded TxResult per tx, in order
+    results_root: bytes
+    block_events: bytes               # encoded begin/end-block events
+    tx_hashes: list[bytes]
+    tx_accounts: list[list[bytes]]    # addresses to index each tx under
+
+
+class ChainStore:
+    def __init__(self, path: str, map_bytes: int = MAP_BYTES) -> None:
+        os.makedirs(path, exist_ok=True)
+        self.env = lmdb.open(path, max_dbs=16, map_size=map_bytes, sync=True, metasync=True,
+                             max_readers=512, readahead=False)
+        o = self.env.open_db
+        self.db_state = o(b"state")
+        self.db_smt = o(b"smt")
+        self.db_blocks = o(b"blocks")
+        self.db_commits = o(b"commits")
+        self.db_hashes = o(b"hashes")
+        self.db_txs = o(b"txs")
+        self.db_results = o(b"results")
+        self.db_block_ev = o(b"block_ev")
+        self.db_acct_txs = o(b"acct_txs")
+        self.db_meta = o(b"meta")
+        self.tree = StateTree(self.env, self.db_smt)
+        self._meta = self._load_meta()
+
+    def close(self) -> None:
+        self.env.close()
+
+    # ---------------------------------------------------------------- metadata
+    def _load_meta(self) -> Meta | None:
+        with self.env.begin(db=self.db_meta) as txn:
+            raw = txn.get(b"meta")
+        if raw is None:
+            return None
+        m = decode(raw)
+        return Meta(m["height"], m["state_root"], m["results_root"], m["time_ms"], m["last_hash"])
+
+    @property
+    def meta(self) -> Meta:
+        if self._meta is None:
+            raise RuntimeError("store has no genesis yet")
+        return self._meta
+
+    @property
+    def initialized(self) -> bool:
+        return self._meta is not None
+
+    def genesis_doc(self) -> bytes | None:
+        with self.env.begin(db=self.db_meta) as txn:
+            return txn.get(b"genesis")
+
+    @staticmethod
+    def _meta_bytes(m: Meta) -> bytes:
+        return encode({"height": m.height, "state_root": m.state_root,
+                       "results_root": m.results_root, "time_ms": m.time_ms,
+                       "last_hash": m.last_hash})
+
+    # ---------------------------------------------------------------- writes
+    def write_genesis(self, genesis_bytes: bytes, changes: Mapping[bytes, bytes | None],
+                      time_ms: int) -> Meta:
+        with self.env.begin(write=True) as txn:
+            self._put_state(txn, changes)
+            root = self.tree.apply(txn, changes)
+            meta = Meta(0, root, EMPTY_MERKLE_ROOT, time_ms, b"\x00" * 32)
+            txn.put(b"genesis", genesis_bytes, db=self.db_meta)
+            txn.put(b"meta", self._meta_bytes(meta), db=self.db_meta)
+        self._meta = meta
+        return meta
+
+    def _put_state(self, txn: lmdb.Transaction, changes: Mapping[bytes, bytes | None]) -> None:
+        db = self.db_state
+        for k, v in changes.items():
+            if v is None:
+                txn.delete(k, db=db)
+            else:
+                txn.put(k, v, db=db)
+
+    def commit_block(self, w: BlockWrite) -> Meta:
+        """Persist one block and everything it changed, atomically."""
+        h = w.block.header.height
+        hk = hkey(h)
+        block_hash = w.block.hash()
+        with self.env.begin(write=True) as txn:
+            self._put_state(txn, w.state_changes)
+            root = self.tree.apply(txn, w.state_changes)
+            put = txn.put
+            put(hk, encode_block(w.block), db=self.db_blocks)
+            put(hk, encode_commit(w.commit), db=self.db_commits)
+            put(block_hash, hk, db=self.db_hashes)
+            put(hk, w.block_events, db=self.db_block_ev)
+            db_txs, db_results, db_acct = self.db_txs, self.db_results, self.db_acct_txs
+            for i, (th, res, accts) in enumerate(zip(w.tx_hashes, w.results, w.tx_accounts)):
+                pos = _HI.pack(h, i)
+                put(th, pos, db=db_txs)
+                put(pos, res, db=db_results)
+                for a in accts:
+                    put(a + pos, th, db=db_acct)
+            meta = Meta(h, root, w.results_root, w.block.header.time_ms, block_hash)
+            put(b"meta", self._meta_bytes(meta), db=self.db_meta)
+        self._meta = meta
+        return meta
+
+    # ---------------------------------------------------------------- reads
+    @contextmanager
+    def view(self) -> Iterator[CommittedView]:
+        with self.env.begin(buffers=False) as txn:
+            yield CommittedView(txn, self.db_state)
+
+    def read_txn(self) -> lmdb.Transaction:
+        return self.env.begin()
+
+    def block(self, height: int) -> Block | None:
+        with self.env.begin(db=self.db_blocks) as txn:
+            raw = txn.get(hkey(height))
+        return None if raw is None else decode_block(raw)
+
+    def block_raw(self, height: int) -> bytes | None:
+        with self.env.begin(db=self.db_blocks) as txn:
+            return txn.get(hkey(height))
+
+    def commit(self, height: int) -> Commit | None:
+        with self.env.begin(db=self.db_commits) as txn:
+            raw = txn.get(hkey(height))
+        return None if raw is None else decode_commit(raw)
+
+    def height_of_hash(self, block_hash: bytes) -> int | None:
+        with self.env.begin(db=self.db_hashes) as txn:
+            raw = txn.get(block_hash)
+        return None if raw is None else _H.unpack(raw)[0]
+
+    def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
+        with self.env.begin(db=self.db_txs) as txn:
+            raw = txn.get(tx_hash)
+        return None if raw is None else _HI.unpack(raw)
+
+    def has_tx(self, tx_hash: bytes) -> bool:
+        with self.env.begin(db=self.db_txs) as txn:
+            return txn.get(tx_hash) is not None
+
+    def tx_result(self, height: int, index: int) -> bytes | None:
+        with self.env.begin(db=self.db_results) as txn:
+            return txn.get(_HI.pack(height, index))
+
+    def block_events(self, height: int) -> bytes | None:
+        with self.env.begin(db=self.db_block_ev) as txn:
+            return txn.get(hkey(height))
+
+    def account_txs(self, addr: bytes, limit: int, before_height: int | None = None
+                    ) -> list[tuple[int, int, bytes]]:
+        """Newest first: (height, index, tx hash) of txs that touched ``addr``."""
+        out: list[tuple[int, int, bytes]] = []
+        upper = addr + (_HI.pack(before_height, 0) if before_height is not None else b"\xff" * 12)
+        with self.env.begin(db=self.db_acct_txs) as txn, txn.cursor() as cur:
+            if not cur.set_range(upper):
+                if not cur.last():
+                    return out
+            else:
+                if not cur.prev():
+                    return out
+            while len(out) < limit:
+                k, v = cur.item()
+                if not k.startswith(addr):
+                    break
+                hh, ii = _HI.unpack(k[20:])
+                out.append((hh, ii, v))
+                if not cur.prev():
+                    break
+        return out
+
+    def prove(self, key: bytes) -> tuple[bytes | None, Any, int, bytes]:
+        """(value, proof, height, state root) from one consistent snapshot."""
+        with self.env.begin() as txn:
+            value = txn.get(key, db=self.db_state)
+            proof = self.tree.prove(txn, key)
+            m = decode(txn.get(b"meta", db=self.db_meta))
+            return value, proof, m["height"], m["state_root"]

@@ -1,0 +1,129 @@
+"""Keys, addresses, Merkle proofs, CIDs, transactions and commits."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sharechain.chain.types import (
+    VOTE_PRECOMMIT,
+    Commit,
+    CommitSig,
+    TxBody,
+    Validator,
+    ValidatorSet,
+    decode_tx,
+    sign_tx,
+    verify_commit,
+    verify_tx_signature,
+    vote_sign_bytes,
+    weighted_median_time,
+)
+from sharechain.crypto import (
+    PrivateKey,
+    check_cid,
+    cid_of,
+    merkle_proof,
+    merkle_root,
+    parse_address,
+    verify,
+    verify_merkle_proof,
+)
+from sharechain.encoding import decode, encode
+from sharechain.errors import DecodeError, ShareChainError
+
+
+def test_address_round_trip_and_errors():
+    k = PrivateKey.from_name("alice")
+    assert k.bech32.startswith("share1")
+    assert parse_address(k.bech32) == k.address
+    for bad in ["", "share1xyz", "cosmos1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqnrql8a", k.bech32[:-1] + "q"]:
+        with pytest.raises(ShareChainError):
+            parse_address(bad)
+
+
+def test_signatures():
+    k = PrivateKey.generate()
+    sig = k.sign(b"msg")
+    assert verify(k.public_key, b"msg", sig)
+    assert not verify(k.public_key, b"msh", sig)
+    assert not verify(k.public_key, b"msg", sig[:-1] + bytes([sig[-1] ^ 1]))
+    assert not verify(b"short", b"msg", sig)
+
+
+@given(st.lists(st.binary(max_size=20), min_size=1, max_size=40), st.data())
+def test_merkle_proofs(items, data):
+    root = merkle_root(items)
+    i = data.draw(st.integers(0, len(items) - 1))
+    p = merkle_proof(items, i)
+    assert verify_merkle_proof(root, items[i], p)
+    assert not verify_merkle_proof(root, items[i] + b"x", p)
+    if len(items) > 1:
+        j = (i + 1) % len(items)
+        if items[j] != items[i]:
+            assert not verify_merkle_proof(root, items[j], p)
+
+
+def test_cid():
+    c = cid_of(b"document")
+    assert c.startswith("bafk") and check_cid(c) == c
+    with pytest.raises(ShareChainError):
+        check_cid("not-a-cid")
+
+
+def _tx(key, chain="c1", nonce=0, msgs=(("bank/send", {"to": b"x" * 20, "amount": 5}),)):
+    return sign_tx(TxBody(chain, key.public_key, nonce, 100, 0, msgs), key.sign)
+
+
+def test_tx_sign_decode_verify():
+    k = PrivateKey.from_name("a")
+    raw = _tx(k)
+    tx = decode_tx(raw)
+    assert verify_tx_signature(tx) and tx.sender == k.address
+    # flip a byte in the body: either malformed or a bad signature, never valid
+    d = decode(raw)
+    body = bytearray(d["body"])
+    body[-3] ^= 1
+    forged = encode({"body": bytes(body), "sig": d["sig"]})
+    try:
+        ftx = decode_tx(forged)
+    except DecodeError:
+        return
+    assert not verify_tx_signature(ftx)
+
+
+def test_tx_unknown_field_and_oversize():
+    k = PrivateKey.from_name("a")
+    d = decode(_tx(k))
+    with pytest.raises(DecodeError):
+        decode_tx(encode({**d, "extra": 1}))
+    with pytest.raises(ShareChainError) as e:
+        decode_tx(_tx(k, msgs=(("bank/send", {"pad": b"x" * 70_000}),)))
+    assert e.value.code == "tx_too_large"
+
+
+def _vset(keys, powers):
+    return ValidatorSet.of([Validator(k.public_key, p) for k, p in zip(keys, powers)])
+
+
+def test_commit_needs_more_than_two_thirds():
+    keys = [PrivateKey.from_name(f"v{i}") for i in range(4)]
+    vs = _vset(keys, [1, 1, 1, 1])
+    bh = b"h" * 32
+
+    def commit(signers):
+        return Commit(5, 0, bh, tuple(
+            CommitSig(k.address, 1000 + i, k.sign(vote_sign_bytes("c", VOTE_PRECOMMIT, 5, 0, bh, 1000 + i)))
+            for i, k in enumerate(signers)))
+
+    verify_commit("c", vs, commit(keys[:3]), bh, 5)
+    with pytest.raises(ShareChainError):
+        verify_commit("c", vs, commit(keys[:2]), bh, 5)
+    with pytest.raises(ShareChainError):
+        verify_commit("other-chain", vs, commit(keys[:3]), bh, 5)
+    c = commit(keys[:3])
+    dup = Commit(5, 0, bh, c.sigs[:2] + (c.sigs[0],))
+    with pytest.raises(ShareChainError):
+        verify_commit("c", vs, dup, bh, 5)
+    assert weighted_median_time(vs, c) == 1001

@@ -1,0 +1,101 @@
+"""Canonical encoding: round trips, uniqueness, and strict schema decoding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cbor2
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sharechain.encoding import decode, encode, from_obj, to_obj
+from sharechain.errors import DecodeError
+
+plain = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**128 - 1)
+    | st.binary(max_size=64) | st.text(max_size=32),
+    lambda children: st.lists(children, max_size=6)
+    | st.dictionaries(st.text(max_size=12), children, max_size=6),
+    max_leaves=30,
+)
+
+
+@given(plain)
+@settings(max_examples=300)
+def test_round_trip_and_canonical(obj):
+    data = encode(obj)
+    assert decode(data) == obj
+    assert encode(decode(data)) == data
+
+
+@given(st.dictionaries(st.text(max_size=10), st.integers(0, 100), min_size=2, max_size=8))
+def test_map_key_order_does_not_change_encoding(d):
+    reversed_d = dict(reversed(list(d.items())))
+    assert encode(d) == encode(reversed_d)
+
+
+def test_non_canonical_rejected():
+    # 5 encoded with a needless one-byte length: 0x18 0x05 instead of 0x05
+    with pytest.raises(DecodeError) as e:
+        decode(b"\x18\x05")
+    assert e.value.code == "non_canonical"
+    # keys out of order
+    raw = b"\xa2" + cbor2.dumps("b")[0:] + b"\x01" + cbor2.dumps("a") + b"\x02"
+    with pytest.raises(DecodeError):
+        decode(raw)
+
+
+@pytest.mark.parametrize("bad", [cbor2.dumps(1.5), cbor2.dumps({1: 2}), b"\xff", b"",
+                                 cbor2.dumps(cbor2.CBORTag(42, b"x")), b"\x9f\x01\xff"])
+def test_forbidden_values_rejected(bad):
+    with pytest.raises(DecodeError):
+        decode(bad)
+
+
+def test_oversize_rejected():
+    with pytest.raises(DecodeError) as e:
+        decode(encode(b"x" * 100), max_bytes=50)
+    assert e.value.code == "oversize"
+
+
+def test_deep_nesting_rejected():
+    obj: list = []
+    for _ in range(40):
+        obj = [obj]
+    with pytest.raises(DecodeError):
+        decode(cbor2.dumps(obj))
+
+
+@dataclass(frozen=True)
+class Inner:
+    x: int
+    tag: bytes
+
+
+@dataclass(frozen=True)
+class Outer:
+    name: str
+    items: tuple[Inner, ...]
+    note: str | None = None
+    flag: bool = False
+
+
+def test_record_round_trip():
+    r = Outer("a", (Inner(1, b"z"), Inner(2, b"")), None, True)
+    assert from_obj(Outer, decode(encode(r))) == r
+    assert to_obj(r)["items"][1] == {"x": 2, "tag": b""}
+
+
+@pytest.mark.parametrize("obj,msg", [
+    ({"name": "a", "items": [], "extra": 1}, "unknown field"),
+    ({"items": []}, "missing field"),
+    ({"name": 5, "items": []}, "expected text"),
+    ({"name": "a", "items": [{"x": True, "tag": b""}]}, "expected an integer"),
+    ({"name": "a", "items": {"x": 1}}, "expected a list"),
+    ({"name": "a", "items": [], "flag": 1}, "expected a boolean"),
+])
+def test_record_schema_errors(obj, msg):
+    with pytest.raises(DecodeError) as e:
+        from_obj(Outer, obj)
+    assert msg in e.value.message
