@@ -45,8 +45,13 @@ def encode(obj: Any) -> bytes:
     return cbor2.dumps(obj, canonical=True)
 
 
-def decode(data: bytes, max_bytes: int = ENCODED_BYTES_MAX) -> Any:
-    """Decode canonical CBOR into plain data, or raise :class:`DecodeError`."""
+def decode(data: bytes, max_bytes: int = ENCODED_BYTES_MAX, check_plain: bool = True) -> Any:
+    """Decode canonical CBOR into plain data, or raise :class:`DecodeError`.
+
+    ``check_plain=False`` skips the walk that rejects floats and tags; use it only when
+    the result goes straight through :func:`from_obj` of a schema with no ``Any`` field
+    left unchecked, since the schema rejects those types itself.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError("expected bytes")
     if len(data) > max_bytes:
@@ -56,10 +61,16 @@ def decode(data: bytes, max_bytes: int = ENCODED_BYTES_MAX) -> Any:
         obj = cbor2.loads(data)
     except Exception as exc:  # cbor2 raises several types for malformed input
         raise DecodeError(f"not valid CBOR: {exc}") from None
-    _check_plain(obj, 0)
+    if check_plain:
+        _check_plain(obj, 0)
     if cbor2.dumps(obj, canonical=True) != data:
         raise DecodeError("not the canonical encoding", "non_canonical")
     return obj
+
+
+def decode_trusted(data: bytes) -> Any:
+    """Decode bytes this node wrote itself (state values): no canonical re-check."""
+    return cbor2.loads(data)
 
 
 def _check_plain(obj: Any, depth: int) -> None:
@@ -89,15 +100,25 @@ _Checker = Callable[[Any, str], Any]
 _CHECKERS: dict[type, _Checker] = {}
 
 
+_SCALARS = frozenset({int, str, bytes, bool, type(None)})
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def to_obj(record: Any) -> Any:
     """Plain data of a record: dataclasses become maps, tuples become lists."""
-    if dataclasses.is_dataclass(record) and not isinstance(record, type):
-        return {f.name: to_obj(getattr(record, f.name)) for f in dataclasses.fields(record)}
-    if isinstance(record, (tuple, list)):
+    t = type(record)
+    if t in _SCALARS:
+        return record
+    if t is tuple or t is list:
         return [to_obj(x) for x in record]
-    if isinstance(record, dict):
+    if t is dict:
         return {k: to_obj(v) for k, v in record.items()}
-    return record
+    names = _FIELD_NAMES.get(t)
+    if names is None:
+        if not dataclasses.is_dataclass(record):
+            return record
+        names = _FIELD_NAMES[t] = tuple(f.name for f in dataclasses.fields(record))
+    return {n: to_obj(getattr(record, n)) for n in names}
 
 
 def from_obj(cls: type[T], obj: Any, where: str = "") -> T:

@@ -104,7 +104,14 @@ class Mempool:
                 parsed.append(exc)
         todo = [t for t in parsed if isinstance(t, Tx) and not t.verified]
         self.verify_many(todo)
+        return self.admit_many(parsed)
+
+    def admit_many(self, parsed: list[Tx | ShareChainError]) -> list[Tx | ShareChainError]:
+        """Admit parsed txs whose signatures were checked, with one state snapshot."""
         out: list[Tx | ShareChainError] = []
+        state = self.facts.state()
+        fee_unit = self.facts.fee_per_cost_unit(state)
+        next_height = self.facts.next_height()
         for t in parsed:
             if isinstance(t, ShareChainError):
                 out.append(t)
@@ -113,7 +120,7 @@ class Mempool:
                 out.append(ShareChainError("invalid_signature", "the tx signature does not verify"))
                 continue
             try:
-                out.append(self._admit(t))
+                out.append(self._admit(t, state, fee_unit, next_height))
             except ShareChainError as exc:
                 out.append(exc)
         self.stats["rejected"] += sum(1 for t in out if isinstance(t, ShareChainError))
@@ -141,15 +148,20 @@ class Mempool:
         self.app.stateless_check(tx)
         return tx
 
-    def _admit(self, tx: Tx) -> Tx:
+    def _admit(self, tx: Tx, state: Readable | None = None, fee_unit: int | None = None,
+               next_height: int | None = None) -> Tx:
         if tx.hash in self._txs:
             raise ShareChainError("duplicate_tx", "this tx is already in the pool")
-        state = self.facts.state()
+        if state is None:
+            state = self.facts.state()
+        if fee_unit is None:
+            fee_unit = self.facts.fee_per_cost_unit(state)
+        if next_height is None:
+            next_height = self.facts.next_height()
         body = tx.body
-        next_height = self.facts.next_height()
         if body.expiry_height and body.expiry_height < next_height:
             raise ShareChainError("tx_expired", f"tx expired at height {body.expiry_height}")
-        required = self.app.required_fee(tx, self.facts.fee_per_cost_unit(state))
+        required = self.app.required_fee(tx, fee_unit)
         if body.fee < required:
             raise ShareChainError("fee_too_low", f"fee {body.fee} is below the required {required}")
         sender = tx.sender

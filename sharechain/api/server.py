@@ -166,16 +166,12 @@ def create_app(node: "Node") -> FastAPI:
         parsed = await loop.run_in_executor(None, _parse_and_verify, chain, raws)
         out = []
         accepted = 0
-        for raw, item in zip(raws, parsed):
+        for item in chain.mempool.admit_many(parsed):
             if isinstance(item, ShareChainError):
                 out.append({"code": item.code, "message": item.message})
-                continue
-            try:
-                tx = chain.mempool._admit(item)
-                out.append({"hash": tx.hash.hex(), "code": ""})
+            else:
+                out.append({"hash": item.hash.hex(), "code": ""})
                 accepted += 1
-            except ShareChainError as exc:
-                out.append({"hash": item.hash.hex(), "code": exc.code, "message": exc.message})
         return {"accepted": accepted, "results": out}
 
     @api.get("/v1/txs/{tx_hash}", tags=["txs"])
@@ -298,8 +294,5 @@ def _parse_and_verify(chain: Any, raws: list[bytes]) -> list[Any]:
             out.append(chain.mempool._parse(raw))
         except ShareChainError as exc:
             out.append(exc)
-    todo = [t for t in out if not isinstance(t, ShareChainError)]
-    chain.mempool.verify_many(todo)
-    return [t if isinstance(t, ShareChainError) or t.verified
-            else ShareChainError("invalid_signature", "the tx signature does not verify")
-            for t in out]
+    chain.mempool.verify_many([t for t in out if not isinstance(t, ShareChainError)])
+    return out

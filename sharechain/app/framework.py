@@ -26,8 +26,8 @@ from typing import Any
 
 from sharechain.app.state import Overlay, Readable, prefix_end
 from sharechain.chain.types import Tx
-from sharechain.crypto import bech32_address, sha256
-from sharechain.encoding import decode, encode, from_obj, to_obj
+from sharechain.crypto import sha256
+from sharechain.encoding import decode_trusted, encode, from_obj, to_obj
 from sharechain.errors import DecodeError, ShareChainError
 
 TX_BASE_COST = 10
@@ -81,11 +81,11 @@ class Context:
 
     def get_obj(self, key: bytes) -> Any:
         raw = self.state.get(key)
-        return None if raw is None else decode(raw)
+        return None if raw is None else decode_trusted(raw)
 
     def get_record(self, cls: type, key: bytes) -> Any:
         raw = self.state.get(key)
-        return None if raw is None else from_obj(cls, decode(raw))
+        return None if raw is None else from_obj(cls, decode_trusted(raw))
 
     def set_obj(self, key: bytes, obj: Any) -> None:
         self.state.set(key, encode(obj))
@@ -108,7 +108,7 @@ class Context:
     def emit(self, type_: str, **attrs: Any) -> None:
         if len(self.events) >= EVENTS_PER_TX_MAX:
             raise ShareChainError("too_many_events", "a transaction emitted too many events")
-        self.events.append(Event(type_, {k: _event_value(v) for k, v in attrs.items()}))
+        self.events.append(Event(type_, attrs))
 
     def branch(self) -> "Context":
         child = Context(Overlay(self.state), self.chain_id, self.height, self.time_ms,
@@ -116,12 +116,6 @@ class Context:
         child.sender = self.sender
         child.tx_hash = self.tx_hash
         return child
-
-
-def _event_value(v: Any) -> Any:
-    if isinstance(v, bytes):
-        return bech32_address(v) if len(v) == 20 else v.hex()
-    return v
 
 
 Handler = Callable[[Context, Any], None]

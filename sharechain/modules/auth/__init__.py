@@ -11,7 +11,7 @@ from typing import Any
 
 from sharechain.app.framework import Context, Module
 from sharechain.app.state import Readable
-from sharechain.encoding import decode, encode
+from sharechain.encoding import decode_trusted as decode, encode
 from sharechain.errors import ShareChainError
 
 NONCE_PREFIX = b"auth/n/"

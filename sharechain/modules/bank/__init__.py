@@ -10,7 +10,7 @@ from typing import Any
 from sharechain.app.framework import Context, Module, MsgSpec, module_address
 from sharechain.app.state import Readable, prefix_end
 from sharechain.crypto import bech32_address, parse_address
-from sharechain.encoding import decode
+from sharechain.encoding import decode_trusted as decode
 from sharechain.errors import ShareChainError
 from sharechain.modules.bank import keys
 from sharechain.modules.bank.handlers import make_handlers

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from sharechain.app.framework import Context
 from sharechain.app.state import Readable
-from sharechain.encoding import decode, encode
+from sharechain.encoding import decode_trusted as decode, encode
 from sharechain.errors import ShareChainError
 from sharechain.modules.bank import keys
 from sharechain.modules.bank.types import ESCROW_INSUFFICIENT, INSUFFICIENT_FUNDS, INVALID_AMOUNT

@@ -1,0 +1,180 @@
+"""Committed transfers/s through a real single-validator node over the HTTP API.
+
+Starts a node process, pre-signs transfers from many accounts, submits them in batches
+to POST /v1/txs/batch from a client thread pool, follows commits on the event stream,
+and prints committed tx/s, p50/p99 submit-to-commit latency and — in the same run —
+single-core Ed25519 verifications/s. Last line: one JSON object of the figures.
+
+    python benchmarks/throughput.py --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cbor2
+import httpx
+import nacl.bindings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sharechain.chain.types import TxBody, sign_tx  # noqa: E402
+from sharechain.crypto import PrivateKey, sha256  # noqa: E402
+from sharechain.node.devnet import demo_genesis, validator_key  # noqa: E402
+from sharechain.node.launcher import NodeProcess, free_port, make_single_node_home  # noqa: E402
+
+
+def ed25519_verify_per_s(seconds: float = 2.0) -> float:
+    k = PrivateKey.generate()
+    msg = b"x" * 150
+    sm = k.sign(msg) + msg
+    pk = k.public_key
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(500):
+            nacl.bindings.crypto_sign_open(sm, pk)
+        n += 500
+    return n / (time.perf_counter() - t0)
+
+
+def percentile(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else 0.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=20.0, help="submission phase length")
+    ap.add_argument("--rate", type=int, default=12000, help="offered load, tx/s")
+    ap.add_argument("--accounts", type=int, default=400)
+    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--block-interval-ms", type=int, default=250)
+    ap.add_argument("--block-txs-max", type=int, default=10000)
+    args = ap.parse_args()
+
+    verify_rate = ed25519_verify_per_s()
+    print(f"ed25519 verify, one core: {verify_rate:,.0f}/s", flush=True)
+
+    total = int(args.seconds * args.rate)
+    per_acct = -(-total // args.accounts)
+    senders = [PrivateKey.from_name(f"bench-{i}") for i in range(args.accounts)]
+    dest = PrivateKey.from_name("bench-sink").address
+    tmp = Path(tempfile.mkdtemp(prefix="sc-bench-"))
+    port = free_port()
+    vkey = validator_key(0, "bench")
+    doc = demo_genesis("bench", [vkey], args.block_interval_ms,
+                       extra_accounts={f"bench-{i}": 10**12 for i in range(args.accounts)},
+                       block_txs_max=args.block_txs_max)
+    home = make_single_node_home(tmp / "node", doc, vkey, port, create_empty_blocks=True,
+                                 log_level="warning")
+    print(f"signing {per_acct * args.accounts:,} transfers from {args.accounts} accounts...",
+          flush=True)
+    # Each submitter thread owns half of the accounts, so every account's nonces arrive in order.
+    lanes: list[list[list[bytes]]] = [[], []]
+    for lane, group in enumerate((senders[0::2], senders[1::2])):
+        cur: list[bytes] = []
+        for n in range(per_acct):
+            for k in group:
+                cur.append(sign_tx(TxBody("bench", k.public_key, n, 20, 0,
+                                          (("bank/send", {"to": dest, "amount": 1}),)), k.sign))
+                if len(cur) == args.batch:
+                    lanes[lane].append(cur)
+                    cur = []
+        if cur:
+            lanes[lane].append(cur)
+
+    node = NodeProcess(home).start()
+    submitted_at: dict[bytes, float] = {}
+    committed_at: dict[bytes, float] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+    rejected = [0]
+    reasons: dict[str, int] = {}
+
+    def follow() -> None:
+        with httpx.stream("GET", node.url + "/v1/events", timeout=None) as r:
+            for line in r.iter_lines():
+                if stop.is_set():
+                    return
+                if line.startswith("data: "):
+                    now = time.perf_counter()
+                    d = json.loads(line[6:])
+                    with lock:
+                        for t in d["txs"]:
+                            committed_at[bytes.fromhex(t["hash"])] = now
+
+    threading.Thread(target=follow, daemon=True).start()
+    time.sleep(0.5)
+    client = httpx.Client(base_url=node.url, timeout=60)
+
+    def submit(batch: list[bytes]) -> None:
+        t = time.perf_counter()
+        with lock:
+            for raw in batch:
+                submitted_at[sha256(raw)] = t
+        r = client.post("/v1/txs/batch", content=cbor2.dumps(batch),
+                        headers={"content-type": "application/cbor"})
+        res = r.json()
+        with lock:
+            rejected[0] += len(batch) - res["accepted"]
+            for item in res["results"]:
+                if item["code"]:
+                    reasons[item["code"]] = reasons.get(item["code"], 0) + 1
+
+    print(f"submitting for {args.seconds:.0f}s at up to {args.rate:,} tx/s...", flush=True)
+    t_start = time.perf_counter()
+    interval = 2 * args.batch / args.rate  # two lanes share the offered rate
+
+    def run_lane(batches: list[list[bytes]]) -> None:
+        for i, b in enumerate(batches):
+            delay = t_start + i * interval - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            submit(b)
+
+    with ThreadPoolExecutor(2) as ex:
+        for f in [ex.submit(run_lane, lane) for lane in lanes]:
+            f.result()
+    t_submitted = time.perf_counter()
+    want = len(submitted_at) - rejected[0]
+    deadline = time.perf_counter() + 60
+    while time.perf_counter() < deadline:
+        with lock:
+            done = sum(1 for h in submitted_at if h in committed_at)
+        if done >= want:
+            break
+        time.sleep(0.2)
+    stop.set()
+    with lock:
+        lat = [committed_at[h] - submitted_at[h] for h in submitted_at if h in committed_at]
+        ends = [committed_at[h] for h in submitted_at if h in committed_at]
+    elapsed = (max(ends) - t_start) if ends else float("nan")
+    status = client.get("/v1/status").json()
+    node.stop()
+    figures = {
+        "committed_tx": len(lat), "rejected_tx": rejected[0],
+        "committed_tx_per_s": round(len(lat) / elapsed, 1),
+        "ed25519_verify_per_s": round(verify_rate, 1),
+        "ratio_to_verify": round(len(lat) / elapsed / verify_rate, 3),
+        "latency_p50_ms": round(statistics.median(lat) * 1000, 1) if lat else None,
+        "latency_p99_ms": round(percentile(lat, 99) * 1000, 1) if lat else None,
+        "submit_phase_s": round(t_submitted - t_start, 2), "height": status["height"],
+        "block_interval_ms": args.block_interval_ms, "rejections": reasons,
+    }
+    print(f"committed {figures['committed_tx']:,} transfers in {elapsed:.1f}s: "
+          f"{figures['committed_tx_per_s']:,.0f} tx/s "
+          f"({figures['ratio_to_verify']:.0%} of one core's Ed25519 verify rate); "
+          f"latency p50 {figures['latency_p50_ms']} ms, p99 {figures['latency_p99_ms']} ms")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""A real node process driven over HTTP with the SDK: happy paths, proofs, bad input."""
+
+from __future__ import annotations
+
+import cbor2
+import httpx
+import pytest
+
+from sharechain.chain.types import TxBody, sign_tx
+from sharechain.client import Client
+from sharechain.crypto import PrivateKey
+from sharechain.encoding import encode
+from sharechain.errors import ShareChainError
+from sharechain.modules.bank.keys import balance_key
+
+pytestmark = pytest.mark.integration
+
+alice = PrivateKey.from_name("alice")
+bob = PrivateKey.from_name("bob")
+carol = PrivateKey.from_name("carol")
+
+
+def test_send_and_read_back(client: Client):
+    before = client.balance(bob.address)
+    res = client.send(alice, bob.bech32, 25)
+    assert res["status"] == "committed" and res["result"]["ok"]
+    assert res["result"]["events"][0]["type"] == "transfer"
+    assert client.balance(bob.address) == before + 25
+    tx = client.tx(res["hash"])
+    assert tx["height"] == res["height"] and tx["tx"]["msgs"][0]["type"] == "bank/send"
+    block = client.block(res["height"])
+    assert res["hash"] in block["txs"]
+    assert block["commit"]["sigs"], "blocks carry their commit certificate"
+    txs = client.get(f"/v1/accounts/{bob.bech32}/txs")["txs"]
+    assert any(t["hash"] == res["hash"] for t in txs), "txs are indexed by recipient"
+
+
+def test_state_proofs_verify_and_tampering_is_caught(client: Client):
+    client.send(alice, carol.bech32, 5)
+    key = balance_key(carol.address)
+    value = client.state(key, verify=True)
+    assert value is not None and cbor2.loads(value) == client.balance(carol.address)
+    absent = balance_key(PrivateKey.from_name("nobody-ever").address)
+    assert client.state(absent, verify=True) is None
+    d = client.get(f"/v1/state/{key.hex()}")
+    forged_value = cbor2.dumps(10**15)
+    with pytest.raises(ShareChainError) as e:
+        client.verify_state(key, forged_value, d)
+    assert e.value.code == "proof_invalid"
+    with pytest.raises(ShareChainError):
+        client.verify_state(absent, forged_value, client.get(f"/v1/state/{absent.hex()}"))
+
+
+def _raw(client: Client, key=alice, **over):
+    body = dict(chain_id=client.chain_id, signer=key.public_key, nonce=client.next_nonce(key),
+                fee=1000, expiry_height=0, msgs=(("bank/send", {"to": bob.address, "amount": 1}),))
+    body.update(over)
+    return sign_tx(TxBody(**body), key.sign)
+
+
+def _post(client: Client, raw: bytes) -> httpx.Response:
+    return client.http.post("/v1/txs", content=raw, headers={"content-type": "application/cbor"})
+
+
+def test_bad_input_rejected_without_state_change(client: Client):
+    client.send(alice, bob.bech32, 1)  # settle the nonce cache
+    acct_before = client.account(alice.address)
+    height = client.status()["height"]
+    good = _raw(client)
+    d = cbor2.loads(good)
+    cases = {
+        "malformed_tx": b"\xffgarbage",
+        "non_canonical": good + b"\x00",
+        "invalid_signature": encode({"body": d["body"], "sig": bytes(64)}),
+        "wrong_chain_id": _raw(client, chain_id="other-chain"),
+        "nonce_reused": _raw(client, nonce=acct_before["nonce"] - 1),
+        "nonce_in_future": _raw(client, nonce=acct_before["nonce"] + 5),
+        "fee_too_low": _raw(client, fee=1),
+        "tx_expired": _raw(client, expiry_height=1),
+        "unknown_msg_type": _raw(client, msgs=(("bank/steal", {"amount": 1}),)),
+        "invalid_msg": _raw(client, msgs=(("bank/send", {"to": bob.address, "amount": -5}),)),
+        "unknown_field": encode({"body": d["body"], "sig": d["sig"], "x": 1}),
+        "tx_too_large": _raw(client, memo="", msgs=(("bank/send", {"to": b"x" * 70000}),)),
+    }
+    for code, raw in cases.items():
+        r = _post(client, raw)
+        assert 400 <= r.status_code < 500, (code, r.text)
+        assert r.json()["code"] == code, (code, r.json())
+    dup = _post(client, good)
+    assert dup.status_code == 200
+    assert _post(client, good).json()["code"] == "duplicate_tx"
+    client.wait_for_tx(dup.json()["hash"])
+    after = client.account(alice.address)
+    assert after["nonce"] == acct_before["nonce"] + 1, "only the one good tx executed"
+    assert client.status()["height"] > height, "node keeps producing blocks"
+
+
+def test_api_errors_are_json(client: Client):
+    for path, status, code in [("/v1/blocks/999999", 404, "block_not_found"),
+                               ("/v1/txs/" + "00" * 32, 404, "tx_not_found"),
+                               ("/v1/accounts/notanaddress", 400, "invalid_address"),
+                               ("/v1/query/bank/nope", 404, "not_found"),
+                               ("/v1/nowhere", 404, "not_found")]:
+        r = client.http.get(path)
+        assert r.status_code == status and r.json()["code"] == code, (path, r.text)
+    r = client.http.post("/v1/txs/batch", content=b"not cbor",
+                         headers={"content-type": "application/cbor"})
+    assert r.status_code == 400 and r.json()["code"] == "invalid_request"
+
+
+def test_batch_submit(client: Client):
+    n0 = client.next_nonce(carol)
+    raws = [client.build_tx(carol, [("bank/send", {"to": bob.address, "amount": 1})], nonce=n0 + i)
+            for i in range(20)]
+    res = client.submit_batch(raws + [b"junk"])
+    assert res["accepted"] == 20 and res["results"][-1]["code"] == "malformed_tx"
+    client.wait_for_tx(res["results"][19]["hash"])
+    assert client.account(carol.address)["nonce"] == n0 + 20
+
+
+def test_event_stream_reports_blocks(node, client: Client):
+    with httpx.stream("GET", node.url + "/v1/events", timeout=10) as r:
+        client.send(alice, bob.bech32, 3, wait=False)
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                assert '"height"' in line
+                break
