@@ -1,0 +1,188 @@
+"""App execution rules, bank escrow, the mempool, and state overlays against a dict model."""
+
+from __future__ import annotations
+
+import tempfile
+
+import lmdb
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sharechain.app.state import CommittedView, Overlay
+from sharechain.chain.types import TxBody, sign_tx
+from sharechain.consensus.solo import SoloEngine
+from sharechain.crypto import PrivateKey
+from sharechain.errors import ShareChainError
+from sharechain.mempool import MempoolLimits
+from sharechain.modules.bank import FEE_COLLECTOR
+from sharechain.node.chain import Chain
+from sharechain.node.devnet import demo_genesis, validator_key
+from sharechain.node.genesis import parse_genesis
+
+CID = "unit"
+alice, bob = PrivateKey.from_name("alice"), PrivateKey.from_name("bob")
+
+
+def make_chain(limits: MempoolLimits | None = None) -> tuple[Chain, SoloEngine]:
+    g = parse_genesis(demo_genesis(CID, [validator_key(0, CID)], genesis_time_ms=1_000))
+    ch = Chain(tempfile.mkdtemp(), g, limits, check_invariants=True)
+    return ch, SoloEngine(ch, validator_key(0, CID), 100)
+
+
+def tx(key, nonce, msgs, fee=100, expiry=0):
+    return sign_tx(TxBody(CID, key.public_key, nonce, fee, expiry, tuple(msgs)), key.sign)
+
+
+def send(to, amount):
+    return ("bank/send", {"to": to.address, "amount": amount})
+
+
+def bal(ch, key_or_addr):
+    addr = key_or_addr if isinstance(key_or_addr, bytes) else key_or_addr.address
+    with ch.store.view() as v:
+        return ch.keepers.bank.balance(v, addr)
+
+
+def test_failed_message_reverts_but_fee_and_nonce_stay():
+    ch, eng = make_chain()
+    a0, b0 = bal(ch, alice), bal(ch, bob)
+    # first message succeeds, second overdraws: the whole tx's messages revert
+    raw = tx(alice, 0, [send(bob, 10), send(bob, 10**15)], fee=100)
+    ch.mempool.add(raw)
+    eng.produce(2_000)
+    _, _, res = ch.tx_result(__import__("hashlib").sha256(raw).digest())
+    assert res.code == "insufficient_funds" and res.fee == 100
+    assert bal(ch, bob) == b0 and bal(ch, alice) == a0 - 100
+    assert bal(ch, FEE_COLLECTOR) == 100
+    ch.mempool.add(tx(alice, 1, [send(bob, 10)]))  # nonce advanced to 1
+    eng.produce(3_000)
+    assert bal(ch, bob) == b0 + 10
+
+
+def test_multi_send_and_supply_invariant():
+    ch, eng = make_chain()
+    outs = [{"to": PrivateKey.from_name(f"o{i}").address, "amount": i + 1} for i in range(5)]
+    ch.mempool.add(tx(alice, 0, [("bank/multi_send", {"outputs": outs})]))
+    eng.produce(2_000)  # check_invariants=True: supply == Σ balances + escrows
+    assert bal(ch, PrivateKey.from_name("o4").address) == 5
+
+
+def test_mempool_admission_rules():
+    ch, eng = make_chain()
+    mp = ch.mempool
+    mp.add(tx(alice, 0, [send(bob, 1)]))
+    with pytest.raises(ShareChainError) as e:
+        mp.add(tx(alice, 0, [send(bob, 2)]))
+    assert e.value.code == "nonce_reused"
+    with pytest.raises(ShareChainError) as e:
+        mp.add(tx(alice, 3, [send(bob, 1)]))
+    assert e.value.code == "nonce_in_future"
+    mp.add(tx(alice, 1, [send(bob, 1)]))  # pending nonce continues the sequence
+    with pytest.raises(ShareChainError) as e:
+        mp.add(tx(alice, 2, [send(bob, 1)], fee=1))
+    assert e.value.code == "fee_too_low"
+    raw = tx(bob, 0, [send(alice, 1)])
+    mp.add(raw)
+    with pytest.raises(ShareChainError) as e:
+        mp.add(raw)
+    assert e.value.code == "duplicate_tx"
+    assert len(mp) == 3
+    eng.produce(2_000)
+    assert len(mp) == 0
+    with pytest.raises(ShareChainError) as e:
+        mp.add(raw)  # committed already
+    assert e.value.code == "duplicate_tx"
+
+
+def test_mempool_recheck_drops_txs_that_can_no_longer_execute():
+    ch, eng = make_chain()
+    poor = PrivateKey.from_name("poor")
+    ch.mempool.add(tx(alice, 0, [send(poor, 250)]))
+    eng.produce(2_000)
+    ch.mempool.add(tx(poor, 0, [send(bob, 1)], fee=100))
+    ch.mempool.add(tx(poor, 1, [send(bob, 1)], fee=100))
+    with pytest.raises(ShareChainError) as e:
+        ch.mempool.add(tx(poor, 2, [send(bob, 1)], fee=100))
+    assert e.value.code == "insufficient_funds"
+    ch.mempool.add(tx(alice, 1, [send(bob, 1)], expiry=2))
+    eng.produce(3_000)  # height 2 includes everything valid
+    assert len(ch.mempool) == 0
+
+
+def test_mempool_limits_and_eviction():
+    ch, _ = make_chain(MempoolLimits(bytes_max=10**9, txs_max=3, txs_per_sender_max=2))
+    mp = ch.mempool
+    mp.add(tx(alice, 0, [send(bob, 1)], fee=100))
+    mp.add(tx(alice, 1, [send(bob, 1)], fee=100))
+    with pytest.raises(ShareChainError) as e:
+        mp.add(tx(alice, 2, [send(bob, 1)], fee=100))
+    assert e.value.code == "mempool_full"  # per-sender cap
+    carol = PrivateKey.from_name("carol")
+    mp.add(tx(bob, 0, [send(alice, 1)], fee=100))
+    with pytest.raises(ShareChainError):
+        mp.add(tx(carol, 0, [send(alice, 1)], fee=100))  # full, pays no more than the tail
+    mp.add(tx(carol, 0, [send(alice, 1)], fee=10_000))  # pays more: evicts a tail
+    assert len(mp) == 3 and mp.stats["evicted"] == 1
+
+
+def test_bank_escrow_lock_release():
+    ch, _ = make_chain()
+    bank = ch.keepers.bank
+    from sharechain.app.framework import Context
+
+    with ch.store.view() as v:
+        ctx = Context(Overlay(v), CID, 1, 1, b"", ch.app)
+        bank.lock(ctx, alice.address, 500, b"test/e1")
+        assert bank.escrowed(ctx, b"test/e1") == 500
+        with pytest.raises(ShareChainError) as e:
+            bank.release(ctx, b"test/e1", bob.address, 501)
+        assert e.value.code == "escrow_insufficient"
+        bank.release(ctx, b"test/e1", bob.address, 200)
+        assert bank.release_all(ctx, b"test/e1", alice.address) == 300
+        for bad in (0, -1):
+            with pytest.raises(ShareChainError):
+                bank.lock(ctx, alice.address, bad, b"test/e2")
+        assert ch.app.check_invariants(ctx.state) == []
+
+
+# ------------------------------------------------------------------ overlays vs a dict model
+keys = st.binary(min_size=1, max_size=3)
+ops = st.lists(st.tuples(st.sampled_from(["set", "del", "commit", "drop"]), keys,
+                         st.binary(max_size=4)), max_size=40)
+
+
+@given(st.dictionaries(keys, st.binary(max_size=4), max_size=10), ops,
+       keys, keys)
+@settings(max_examples=150, deadline=None)
+def test_overlay_matches_dict_model(base, operations, lo, hi):
+    path = tempfile.mkdtemp()
+    env = lmdb.open(path, max_dbs=2, map_size=2**24)
+    db = env.open_db(b"s")
+    with env.begin(write=True) as w:
+        for k, v in base.items():
+            w.put(k, v, db=db)
+    with env.begin() as txn:
+        block = Overlay(CommittedView(txn, db))
+        model = dict(base)
+        child, child_model = Overlay(block), dict(model)
+        for op, k, v in operations:
+            if op == "set":
+                child.set(k, v)
+                child_model[k] = v
+            elif op == "del":
+                child.delete(k)
+                child_model.pop(k, None)
+            elif op == "commit":
+                child.merge_into_parent()
+                model = dict(child_model)
+                child = Overlay(block)
+            else:
+                child, child_model = Overlay(block), dict(model)
+            for kk in set(model) | set(child_model) | {k}:
+                assert child.get(kk) == child_model.get(kk)
+                assert block.get(kk) == model.get(kk)
+        lo, hi = min(lo, hi), max(lo, hi)
+        got = list(child.iter_range(lo, hi))
+        assert got == sorted((k, v) for k, v in child_model.items() if lo <= k < hi)
+    env.close()
