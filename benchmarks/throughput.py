@@ -100,7 +100,7 @@ def main() -> None:
     reasons: dict[str, int] = {}
 
     def follow() -> None:
-        with httpx.stream("GET", node.url + "/v1/events", timeout=None) as r:
+        with httpx.stream("GET", node.url + "/v1/events?detail=hashes", timeout=None) as r:
             for line in r.iter_lines():
                 if stop.is_set():
                     return
@@ -108,8 +108,8 @@ def main() -> None:
                     now = time.perf_counter()
                     d = json.loads(line[6:])
                     with lock:
-                        for t in d["txs"]:
-                            committed_at[bytes.fromhex(t["hash"])] = now
+                        for h in d["tx_hashes"]:
+                            committed_at[bytes.fromhex(h)] = now
 
     threading.Thread(target=follow, daemon=True).start()
     time.sleep(0.5)

@@ -9,6 +9,7 @@ Documents are named by CIDv1 (raw codec, sha2-256), the form IPFS uses.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -34,7 +35,9 @@ def address_of(pubkey: bytes) -> bytes:
     return hashlib.sha256(pubkey).digest()[:ADDRESS_BYTES]
 
 
+@functools.lru_cache(maxsize=65536)
 def bech32_address(addr: bytes) -> str:
+    """``share1…`` text of a 20-byte address (cached: the reference bech32 code is slow)."""
     data = _bech32.convertbits(addr, 8, 5)
     assert data is not None
     return _bech32.bech32_encode(ADDRESS_HRP, data)

@@ -255,9 +255,12 @@ def create_app(node: "Node") -> FastAPI:
 
     # ---------------------------------------------------------------- streams
     @api.get("/v1/events", tags=["stream"],
-             description="Server-sent events: one 'block' event per committed block with its "
-                         "tx results and events.")
-    async def events(request: Request) -> StreamingResponse:
+             description="Server-sent events: one 'block' event per committed block. "
+                         "detail=full (default): tx results and events; detail=hashes: tx hashes "
+                         "only (cheap for high-rate followers).")
+    async def events(request: Request, detail: str = "full") -> StreamingResponse:
+        if detail not in ("full", "hashes"):
+            raise _err("invalid_request", "detail must be full or hashes")
         q = node.subscribe()
 
         async def gen() -> Any:
@@ -271,12 +274,16 @@ def create_app(node: "Node") -> FastAPI:
                         continue
                     if cb is None:
                         return
-                    data = {"height": cb.block.header.height, "hash": cb.block_hash.hex(),
-                            "time_ms": cb.block.header.time_ms, "num_txs": len(cb.tx_hashes),
-                            "state_root": cb.state_root.hex(),
-                            "txs": [{"hash": h.hex(), **views.result_json(r)}
-                                    for h, r in zip(cb.tx_hashes, cb.results)],
-                            "block_events": [views.event_json(e) for e in cb.block_events]}
+                    data: dict[str, Any] = {
+                        "height": cb.block.header.height, "hash": cb.block_hash.hex(),
+                        "time_ms": cb.block.header.time_ms, "num_txs": len(cb.tx_hashes),
+                        "state_root": cb.state_root.hex()}
+                    if detail == "hashes":
+                        data["tx_hashes"] = [h.hex() for h in cb.tx_hashes]
+                    else:
+                        data["txs"] = [{"hash": h.hex(), **views.result_json(r)}
+                                       for h, r in zip(cb.tx_hashes, cb.results)]
+                        data["block_events"] = [views.event_json(e) for e in cb.block_events]
                     yield f"event: block\ndata: {json.dumps(data)}\n\n"
             finally:
                 node.unsubscribe(q)
