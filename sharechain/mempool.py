@@ -73,6 +73,7 @@ class Mempool:
         self.bytes = 0
         self._pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="sigverify")
         self.stats = {"admitted": 0, "rejected": 0, "evicted": 0, "dropped_on_recheck": 0}
+        self.on_admit: Callable[[bytes, bytes], None] | None = None  # (raw, hash): gossip hook
 
     def __len__(self) -> int:
         return len(self._txs)
@@ -191,6 +192,8 @@ class Mempool:
         self._pending_fees[sender] = fees
         self.bytes += tx.size
         self.stats["admitted"] += 1
+        if self.on_admit is not None:
+            self.on_admit(tx.raw, tx.hash)
         return tx
 
     def _make_room(self, tx: Tx) -> bool:

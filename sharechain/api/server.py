@@ -86,6 +86,12 @@ def create_app(node: "Node") -> FastAPI:
     def status() -> dict[str, Any]:
         return node.status()
 
+    @api.get("/metrics", tags=["node"], description="Prometheus metrics.")
+    def metrics() -> Response:
+        from sharechain.node.metrics import CONTENT_TYPE
+
+        return Response(node.metrics.render(), media_type=CONTENT_TYPE)
+
     @api.get("/v1/genesis", tags=["node"])
     def genesis() -> dict[str, Any]:
         return node.genesis.raw

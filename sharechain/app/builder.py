@@ -7,7 +7,7 @@ hooks and of genesis initialisation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sharechain.app.framework import Ante, App, Context
 from sharechain.modules import auth, bank
@@ -18,6 +18,7 @@ from sharechain.modules.bank.keeper import BankKeeper
 @dataclass
 class Keepers:
     bank: BankKeeper
+    extra: dict = field(default_factory=dict)  # module name -> keeper
 
 
 def build_app(chain_id: str) -> tuple[App, Ante, Keepers]:
@@ -37,10 +38,32 @@ def build_app(chain_id: str) -> tuple[App, Ante, Keepers]:
 
 
 def _extra_modules(keepers: Keepers) -> list:
-    """Sharing-economy modules, registered after the core ones."""
-    return []
+    """Sharing-economy modules, registered after the core ones.
+
+    Each module adds its keeper to ``keepers.extra`` (by module name) and returns its
+    Module; later modules find the keepers they need there.
+    """
+    mods: list = []
+    # -- identity / assets / iot (registered in this order)
+    from sharechain.modules import assets, identity, iot
+
+    identity_keeper = identity.IdentityKeeper()
+    assets_keeper = assets.AssetsKeeper(identity_keeper, keepers.bank)
+    iot_keeper = iot.IotKeeper(assets_keeper)
+    keepers.extra.update(identity=identity_keeper, assets=assets_keeper, iot=iot_keeper)
+    mods += [identity.module(identity_keeper), assets.module(assets_keeper, identity_keeper),
+             iot.module(iot_keeper, assets_keeper, identity_keeper)]
+    return mods
 
 
 def demo_app_state(accounts: dict[str, int]) -> dict:
     """Genesis sections of the sharing-economy modules for the devnet demo world."""
-    return {}
+    state: dict = {}
+    # -- identity / assets / iot
+    from sharechain.modules.assets.genesis import demo_section as assets_demo
+    from sharechain.modules.identity.genesis import demo_section as identity_demo
+    from sharechain.modules.iot.genesis import demo_section as iot_demo
+
+    state.update(identity=identity_demo(accounts), assets=assets_demo(accounts),
+                 iot=iot_demo(accounts))
+    return state

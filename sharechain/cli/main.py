@@ -313,6 +313,9 @@ def devnet(home: Path = typer.Option(Path(".devnet"), help="Devnet folder."),
 
 
 def _mount_optional() -> None:
+    from sharechain.cli import network
+
+    network.register(app)
     try:
         from sharechain.sim.cli import app as sim_app
     except ImportError:

@@ -16,6 +16,11 @@ DEMO_CHAIN_ID = "sharechain-devnet"
 DEMO_ACCOUNTS: dict[str, int] = {
     "alice": 1_000_000_000, "bob": 1_000_000_000, "carol": 1_000_000_000,
     "dave": 1_000_000_000, "erin": 1_000_000_000, "faucet": 1_000_000_000_000,
+    # the sharing-economy demo world (identity/assets/iot genesis gives them their roles)
+    "regulator": 1_000_000_000, "bureau": 1_000_000_000, "arbitrator": 1_000_000_000,
+    "bikeco": 1_000_000_000, "carshare": 1_000_000_000, "gateway": 1_000_000_000,
+    # arbiters (people holding the arbitrator role, staked at genesis; see arbitration/genesis)
+    **{f"arbiter{i}": 1_000_000_000 for i in range(1, 8)},
 }
 
 

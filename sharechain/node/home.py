@@ -13,7 +13,10 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import nacl.signing
 
 from sharechain.crypto import PrivateKey
 from sharechain.errors import ShareChainError
@@ -26,7 +29,8 @@ class NodeConfig:
     api_port: int = 8700
     p2p_host: str = "127.0.0.1"
     p2p_port: int = 0          # 0: no P2P listener (single-node chains)
-    persistent_peers: list[str] = field(default_factory=list)
+    persistent_peers: list[str] = field(default_factory=list)  # "id@host:port"
+    p2p_ban_ip: bool = True    # False on loopback testnets, where all peers share one IP
     engine: str = "solo"       # solo | bft
     create_empty_blocks: bool = True
     mempool_bytes_max: int = 64 * 1024 * 1024
@@ -60,6 +64,10 @@ class Home:
         return self.path / "node_key.json"
 
     @property
+    def p2p_key_file(self) -> Path:
+        return self.path / "p2p_key.json"
+
+    @property
     def data_dir(self) -> Path:
         return self.path / "data"
 
@@ -91,6 +99,21 @@ class Home:
             return PrivateKey(bytes.fromhex(d["seed"]))
         except FileNotFoundError:
             raise ShareChainError("no_key", f"no node key at {self.key_file}") from None
+
+    def p2p_key(self) -> "nacl.signing.SigningKey":
+        """The node's P2P identity key (separate from the validator key); made on first use."""
+        import nacl.signing
+
+        f = self.p2p_key_file
+        if not f.exists():
+            k = PrivateKey.generate()
+            _write_atomic(f, json.dumps({"seed": k.seed.hex()}) + "\n", mode=0o600)
+        return nacl.signing.SigningKey(bytes.fromhex(json.loads(f.read_text())["seed"]))
+
+    def p2p_node_id(self) -> str:
+        from sharechain.p2p.secret_conn import node_id_from_pubkey
+
+        return node_id_from_pubkey(bytes(self.p2p_key().verify_key))
 
     def save_node_key(self, key: PrivateKey) -> None:
         self.path.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,10 @@ class Node:
                            MempoolLimits(self.config.mempool_bytes_max, self.config.mempool_txs_max),
                            check_invariants=self.config.check_invariants)
         self.chain.listeners.append(self._on_commit)
+        from sharechain.node.metrics import NodeMetrics
+
+        self.metrics = NodeMetrics(self)
+        self.chain.listeners.append(self.metrics.on_commit)
         self._waiters: dict[bytes, list[asyncio.Future[Any]]] = defaultdict(list)
         self._subscribers: set[asyncio.Queue[CommittedBlock | None]] = set()
         self.started_at = time.time()
@@ -95,15 +99,56 @@ class Node:
             "mempool_bytes": self.chain.mempool.bytes, "validators": len(self.chain.validator_set().validators),
             "node_address": self.key.bech32, "uptime_s": int(time.time() - self.started_at),
             "committed_txs_since_start": self.committed_txs,
-            "syncing": False,
+            "syncing": bool(self.p2p is not None and self.p2p.syncing),
+            "p2p": self._p2p_status(),
             "peers": self.p2p.peer_count() if self.p2p is not None else 0,
         }
+
+    def _p2p_status(self) -> dict[str, Any] | None:
+        if self.p2p is None:
+            return None
+        return {"node_id": self.p2p.peers.node_id,
+                "listen": "%s:%d" % self.p2p.peers.listen_address if self.config.p2p_port else None,
+                "best_peer_height": self.p2p.best_peer_height(),
+                "peers": [{"id": p.peer_id, "address": p.address, "direction": p.direction,
+                           "height": self.p2p.peer_heights.get(p.peer_id)}
+                          for p in self.p2p.peers.peers()],
+                "stats": self.p2p.stats}
+
+    def _make_network(self) -> Any:
+        cfg = self.config
+        if cfg.p2p_port == 0 and not cfg.persistent_peers:
+            return None
+        from sharechain.node.network import NodeNetwork
+        from sharechain.p2p.peers import PeerManagerConfig
+
+        pcfg = PeerManagerConfig(listen_host=cfg.p2p_host, listen_port=cfg.p2p_port,
+                                 listen=cfg.p2p_port != 0, network_id=self.chain.chain_id,
+                                 persistent_peers=tuple(cfg.persistent_peers),
+                                 ban_ip=cfg.p2p_ban_ip)
+        return NodeNetwork(self, pcfg, self.home.p2p_key())
 
     def _make_engine(self) -> Any:
         if self.config.engine == "solo":
             return SoloEngine(self.chain, self.key, self.genesis.consensus.block_interval_ms,
                               self.config.create_empty_blocks,
                               has_txs=lambda: len(self.chain.mempool) > 0)
+        if self.config.engine == "bft":
+            from sharechain.consensus.bft.driver import BftDriver
+            from sharechain.consensus.bft.events import BftConfig
+            from sharechain.consensus.bft.wal import FileWal
+
+            if self.p2p is None and len(self.chain.validator_set().validators) > 1:
+                raise ValueError("the bft engine with several validators needs P2P "
+                                 "(set p2p_port or persistent_peers)")
+            transport = self.p2p.relay if self.p2p is not None else _NoTransport()
+            is_validator = self.chain.validator_set().by_address(self.key.address) is not None
+            self.home.wal_dir.mkdir(parents=True, exist_ok=True)
+            interval = self.genesis.consensus.block_interval_ms
+            driver = BftDriver(self.chain, self.key if is_validator else None, transport,
+                               FileWal(self.home.wal_dir / "consensus.wal"),
+                               BftConfig(timeout_commit_ms=interval))
+            return _DriverRunner(driver)
         raise ValueError(f"unknown consensus engine {self.config.engine!r}")
 
     async def run(self) -> None:
@@ -112,7 +157,13 @@ class Node:
         from sharechain.api.server import create_app
 
         self.loop = asyncio.get_running_loop()
+        self.p2p = self._make_network()
+        if self.p2p is not None:
+            await self.p2p.start()
+            self.chain.mempool.on_admit = self.p2p.tx_admitted_locally
         self.engine = self._make_engine()
+        if self.p2p is not None and isinstance(self.engine, _DriverRunner):
+            self.p2p.on_synced_block = self.engine.chain_advanced
         api = create_app(self)
         server = uvicorn.Server(uvicorn.Config(
             api, host=self.config.api_host, port=self.config.api_port, log_level="warning",
@@ -138,6 +189,8 @@ class Node:
                 log.error("task %s failed: %r", t.get_name(), t.exception())
         await asyncio.gather(engine_task, api_task, return_exceptions=True)
         stop_task.cancel()
+        if self.p2p is not None:
+            await self.p2p.stop()
         for q in list(self._subscribers):
             q.put_nowait(None) if not q.full() else None
         self.chain.close()
@@ -145,3 +198,35 @@ class Node:
 
     def request_stop(self) -> None:
         self._stop.set()
+
+
+class _NoTransport:
+    """Consensus transport of a lone BFT validator: nobody to talk to."""
+
+    def broadcast(self, msg_bytes: bytes) -> None:
+        pass
+
+    def set_receiver(self, callback: Any) -> None:
+        pass
+
+
+class _DriverRunner:
+    """Gives the BFT driver the run()/stop() shape the node expects of an engine."""
+
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        await self.driver.start()
+        try:
+            await self._stop.wait()
+        finally:
+            await self.driver.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def chain_advanced(self) -> None:
+        """Block sync committed blocks behind consensus' back: resume at the new height."""
+        self.driver.resync()

@@ -27,7 +27,6 @@ from sharechain.crypto import PrivateKey, cid_of, parse_address
 from sharechain.encoding import from_obj, to_obj
 from sharechain.errors import ShareChainError
 from sharechain.modules.assets import keys
-from sharechain.modules.assets.handlers import normalise_shares
 from sharechain.modules.assets.keeper import AssetsKeeper
 from sharechain.modules.assets.types import (
     Asset,
@@ -37,6 +36,7 @@ from sharechain.modules.assets.types import (
     check_class_name,
     check_code,
     check_shares,
+    normalise_shares,
     pledge_escrow_id,
 )
 from sharechain.modules.identity.common import BPS_DENOM, check_cid_v1

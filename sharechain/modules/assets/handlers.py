@@ -61,6 +61,7 @@ from sharechain.modules.assets.types import (
     Unfreeze,
     UseRight,
     asset_id_of,
+    normalise_shares,
     pledge_escrow_id,
 )
 from sharechain.modules.identity.keeper import IdentityKeeper
@@ -89,11 +90,6 @@ def _unlocked(a: Asset, now_ms: int) -> UseRight | None:
         raise ShareChainError(USE_RIGHT_LOCKED, f"the use right of asset {a.code} is locked "
                               "by an active rental")
     return u
-
-
-def normalise_shares(shares: dict[bytes, int]) -> tuple[Share, ...]:
-    """Shares sorted by holder, zero entries dropped (so equal splits encode equally)."""
-    return tuple(Share(h, b) for h, b in sorted(shares.items()) if b)
 
 
 def make_handlers(ak: AssetsKeeper, idk: IdentityKeeper) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from sharechain.crypto import sha256
 from sharechain.errors import DecodeError
 from sharechain.modules.identity.common import (
     BPS_DENOM,
-    NAME_BYTES_MAX,
     check_address,
     check_bps,
     check_cid_v1,
@@ -133,6 +132,11 @@ def check_shares(shares: tuple[Share, ...]) -> None:
     total = sum(s.bps for s in shares)
     if total != BPS_DENOM:
         raise DecodeError(f"income shares sum to {total} bps, not {BPS_DENOM}", INVALID_SHARES)
+
+
+def normalise_shares(shares: dict[bytes, int]) -> tuple[Share, ...]:
+    """Shares sorted by holder, zero entries dropped (so equal splits encode equally)."""
+    return tuple(Share(h, b) for h, b in sorted(shares.items()) if b)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 from sharechain.app.state import Readable, prefix_end
 from sharechain.crypto import ADDRESS_BYTES, check_cid, parse_address
-from sharechain.encoding import decode, from_obj
+from sharechain.encoding import decode_trusted, from_obj
 from sharechain.errors import DecodeError, ShareChainError
 
 BPS_DENOM = 10_000           # basis points in one whole
@@ -133,12 +133,12 @@ def q_limit(q: dict[str, str]) -> int:
 
 def read_record(state: Readable, cls: type, key: bytes) -> Any:
     raw = state.get(key)
-    return None if raw is None else from_obj(cls, decode(raw))
+    return None if raw is None else from_obj(cls, decode_trusted(raw))
 
 
 def iter_records(state: Readable, cls: type, prefix: bytes) -> Iterable[tuple[bytes, Any]]:
     for k, v in state.iter_range(prefix, prefix_end(prefix)):
-        yield k, from_obj(cls, decode(v))
+        yield k, from_obj(cls, decode_trusted(v))
 
 
 def page(items: Iterable[Any], limit: int, keep: Callable[[Any], bool] = lambda _: True

@@ -1,0 +1,98 @@
+"""``sharechain testnet`` and ``sharechain localnet``: multi-validator networks."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+import httpx
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from sharechain.cli.common import console, handle_errors
+from sharechain.errors import ShareChainError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("testnet")
+    @handle_errors
+    def testnet(validators: int = typer.Option(4, min=1, max=64),
+                out: Path = typer.Option(..., help="Folder for the node homes."),
+                chain_id: str = "sharechain-testnet",
+                host: str = typer.Option("127.0.0.1", help="Address peers dial (one machine: "
+                                         "loopback; several machines: edit each config's "
+                                         "persistent_peers with the real hosts)."),
+                base_p2p_port: int = 26656, base_api_port: int = 8700,
+                block_interval_ms: int = 1000, full_nodes: int = 0,
+                force: bool = False) -> None:
+        """Write node homes for a BFT network: keys, shared genesis, peer lists."""
+        from sharechain.node.testnet import write_testnet
+
+        if out.exists() and any(out.iterdir()):
+            if not force:
+                raise ShareChainError("home_exists", f"{out} is not empty; use --force")
+            shutil.rmtree(out)
+        homes = write_testnet(out, validators, chain_id, host, base_p2p_port, base_api_port,
+                              block_interval_ms, full_nodes)
+        t = Table("node", "p2p id", "p2p", "api", "role")
+        for i, h in enumerate(homes):
+            cfg = h.load_config()
+            t.add_row(h.path.name, h.p2p_node_id(), f"{host}:{cfg.p2p_port}",
+                      f"http://127.0.0.1:{cfg.api_port}", "validator" if i < validators else "full")
+        console.print(t)
+        console.print(f"start each with: sharechain start --home {out}/nodeN")
+
+    @app.command("localnet")
+    @handle_errors
+    def localnet(validators: int = typer.Option(4, min=1, max=16),
+                 dir: Optional[Path] = typer.Option(None, help="Keep the homes here "
+                                                    "(default: a temporary folder)."),
+                 base_p2p_port: int = 26656, base_api_port: int = 8700,
+                 block_interval_ms: int = 1000) -> None:
+        """Start a BFT network of N node processes on loopback and show their status live."""
+        from sharechain.node.launcher import NodeProcess
+        from sharechain.node.testnet import write_testnet
+
+        root = dir or Path(tempfile.mkdtemp(prefix="sharechain-localnet-"))
+        if not (root / "node0" / "config.json").exists():
+            write_testnet(root, validators, base_p2p_port=base_p2p_port,
+                          base_api_port=base_api_port, block_interval_ms=block_interval_ms)
+        procs = [NodeProcess(Home_(root / f"node{i}")) for i in range(validators)]
+        for p in procs:
+            p.start(wait=False)
+        console.print(f"localnet of {validators} validators in {root}; Ctrl-C stops them")
+        try:
+            with Live(_table(procs), console=console, refresh_per_second=2) as live:
+                while True:
+                    time.sleep(1)
+                    live.update(_table(procs))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for p in procs:
+                p.stop()
+            console.print("stopped")
+
+
+def Home_(path: Path):  # noqa: N802 - tiny factory kept local to avoid an import cycle
+    from sharechain.node.home import Home
+
+    return Home(path)
+
+
+def _table(procs: list) -> Table:
+    t = Table("node", "pid", "height", "last block", "mempool", "peers", "api")
+    for p in procs:
+        alive = p.proc is not None and p.proc.poll() is None
+        try:
+            s = httpx.get(p.url + "/v1/status", timeout=0.5).json()
+            t.add_row(p.home.path.name, str(p.proc.pid if p.proc else "-"), str(s["height"]),
+                      s["last_block_hash"][:12], str(s["mempool_txs"]), str(s["peers"]), p.url)
+        except (httpx.HTTPError, ValueError, KeyError):
+            t.add_row(p.home.path.name, str(p.proc.pid if p.proc else "-"),
+                      "starting" if alive else "[red]exited[/red]", "-", "-", "-", p.url)
+    return t

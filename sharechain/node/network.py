@@ -1,0 +1,308 @@
+"""The node's use of the P2P layer: consensus relay, transaction gossip and block sync.
+
+Theory of operation
+-------------------
+Three channels ride on the authenticated peer connections of ``sharechain.p2p``:
+
+* **consensus** — proposals and votes are flooded: a node sends each message it signs to
+  all peers, and relays each message it receives for the first time (by hash) to all peers
+  but the sender. A message therefore crosses every link at most once per direction, and
+  consensus keeps working while some links are down as long as the honest validators stay
+  connected through any path.
+* **mempool** — transactions are gossiped in small batches. A node verifies a transaction
+  once (mempool admission) and forwards it, once per peer, only if it was admitted; peers
+  that send transactions with bad signatures or malformed bytes lose score and get banned.
+* **blocksync** — nodes announce their height every ``STATUS_INTERVAL_S``. A node that sees a
+  peer ahead requests the missing blocks from every peer that has them, in parallel, up to a
+  window; each block is applied only after its commit certificate verifies against the
+  current validator set and the block validates against the local state (so a peer cannot
+  feed a block that does not extend our chain). Then consensus continues from the new height.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import cbor2
+
+from sharechain.chain.types import decode_block, decode_commit, verify_commit
+from sharechain.crypto import sha256
+from sharechain.encoding import encode
+from sharechain.errors import ShareChainError
+from sharechain.p2p.peers import (
+    CHANNEL_BLOCKSYNC,
+    CHANNEL_CONSENSUS,
+    CHANNEL_MEMPOOL,
+    PeerManager,
+    PeerManagerConfig,
+)
+
+if TYPE_CHECKING:
+    from sharechain.node.node import Node
+
+log = logging.getLogger("sharechain.network")
+
+SEEN_LEN_MAX = 200_000
+TX_GOSSIP_BATCH_MAX = 512
+TX_GOSSIP_FLUSH_S = 0.02
+STATUS_INTERVAL_S = 1.0
+SYNC_WINDOW = 64
+SYNC_REQUEST_TIMEOUT_S = 5.0
+SYNC_MSG_BYTES_MAX = 40 * 1024 * 1024
+BAD_TX_POINTS = 10
+BAD_BLOCK_POINTS = 50
+BAD_MESSAGE_POINTS = 20
+
+
+class _Seen:
+    """A bounded set of recently seen message hashes."""
+
+    def __init__(self, len_max: int = SEEN_LEN_MAX) -> None:
+        self._d: OrderedDict[bytes, None] = OrderedDict()
+        self._max = len_max
+
+    def add(self, h: bytes) -> bool:
+        """True if ``h`` is new."""
+        if h in self._d:
+            return False
+        self._d[h] = None
+        if len(self._d) > self._max:
+            self._d.popitem(last=False)
+        return True
+
+
+class ConsensusRelay:
+    """The BFT driver's transport over the peer manager (flooding with de-duplication)."""
+
+    def __init__(self, peers: PeerManager) -> None:
+        self.peers = peers
+        self._seen = _Seen()
+        self._receiver: Callable[[bytes], None] | None = None
+
+    def broadcast(self, msg_bytes: bytes) -> None:
+        self._seen.add(sha256(msg_bytes))
+        self.peers.broadcast(CHANNEL_CONSENSUS, msg_bytes)
+
+    def set_receiver(self, callback: Callable[[bytes], None]) -> None:
+        self._receiver = callback
+
+    def on_message(self, peer_id: str, payload: bytes) -> None:
+        if not self._seen.add(sha256(payload)):
+            return
+        self.peers.broadcast(CHANNEL_CONSENSUS, payload, exclude=(peer_id,))
+        if self._receiver is not None:
+            self._receiver(payload)
+
+
+class NodeNetwork:
+    def __init__(self, node: "Node", config: PeerManagerConfig, node_key: Any) -> None:
+        self.node = node
+        self.chain = node.chain
+        self.peers = PeerManager(node_key, config, on_message=self._on_message,
+                                 on_peer_connected=self._on_connected,
+                                 on_peer_disconnected=self._on_disconnected)
+        self.relay = ConsensusRelay(self.peers)
+        self._tx_seen = _Seen()
+        self._tx_out: list[bytes] = []
+        self._tx_from: dict[bytes, str] = {}
+        self.peer_heights: dict[str, int] = {}
+        self._pending: dict[int, tuple[str, float]] = {}
+        self._received: dict[int, tuple[str, bytes, bytes]] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.syncing = False
+        self.on_synced_block: Callable[[], None] | None = None
+        self.stats = {"txs_gossiped_in": 0, "txs_gossiped_out": 0, "blocks_synced": 0,
+                      "bad_peer_msgs": 0}
+
+    def peer_count(self) -> int:
+        return len(self.peers.peer_ids())
+
+    async def start(self) -> None:
+        await self.peers.start()
+        self._tasks = [asyncio.create_task(self._status_loop(), name="p2p-status"),
+                       asyncio.create_task(self._gossip_loop(), name="p2p-gossip"),
+                       asyncio.create_task(self._sync_loop(), name="p2p-sync")]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.peers.stop()
+
+    # ---------------------------------------------------------------- dispatch
+    def _on_connected(self, peer_id: str) -> None:
+        self._send_status(peer_id)
+
+    def _on_disconnected(self, peer_id: str) -> None:
+        self.peer_heights.pop(peer_id, None)
+
+    def _on_message(self, peer_id: str, channel: int, payload: bytes) -> None:
+        if channel == CHANNEL_CONSENSUS:
+            self.relay.on_message(peer_id, payload)
+        elif channel == CHANNEL_MEMPOOL:
+            self._on_txs(peer_id, payload)
+        elif channel == CHANNEL_BLOCKSYNC:
+            self._on_sync(peer_id, payload)
+
+    def _bad(self, peer_id: str, reason: str, points: int) -> None:
+        self.stats["bad_peer_msgs"] += 1
+        self.peers.report(peer_id, reason, points)
+
+    # ---------------------------------------------------------------- tx gossip
+    def tx_admitted_locally(self, raw: bytes, tx_hash: bytes) -> None:
+        if self._tx_seen.add(tx_hash):
+            self._tx_out.append(raw)
+
+    def _on_txs(self, peer_id: str, payload: bytes) -> None:
+        try:
+            raws = cbor2.loads(payload)
+        except Exception:
+            self._bad(peer_id, "undecodable tx gossip", BAD_MESSAGE_POINTS)
+            return
+        if not isinstance(raws, list) or len(raws) > TX_GOSSIP_BATCH_MAX or \
+                not all(isinstance(r, bytes) for r in raws):
+            self._bad(peer_id, "malformed tx gossip", BAD_MESSAGE_POINTS)
+            return
+        fresh = []
+        for raw in raws:
+            h = sha256(raw)
+            if self._tx_seen.add(h):
+                fresh.append(raw)
+                self._tx_from[h] = peer_id
+        if not fresh:
+            return
+        self.stats["txs_gossiped_in"] += len(fresh)
+        for raw, res in zip(fresh, self.chain.mempool.add_batch(fresh)):
+            if isinstance(res, ShareChainError):
+                if res.code in ("invalid_signature", "malformed_tx", "non_canonical",
+                                "unknown_field", "wrong_chain_id", "tx_too_large"):
+                    self._bad(peer_id, f"gossiped an invalid tx ({res.code})", BAD_TX_POINTS)
+                self._tx_from.pop(sha256(raw), None)
+            else:
+                self._tx_out.append(raw)
+
+    async def _gossip_loop(self) -> None:
+        while True:
+            await asyncio.sleep(TX_GOSSIP_FLUSH_S)
+            if not self._tx_out:
+                continue
+            out, self._tx_out = self._tx_out, []
+            for i in range(0, len(out), TX_GOSSIP_BATCH_MAX):
+                batch = out[i:i + TX_GOSSIP_BATCH_MAX]
+                # Each tx goes to every peer except the one it came from.
+                by_source: dict[str | None, list[bytes]] = {}
+                for raw in batch:
+                    by_source.setdefault(self._tx_from.pop(sha256(raw), None), []).append(raw)
+                for src, raws in by_source.items():
+                    self.peers.broadcast(CHANNEL_MEMPOOL, cbor2.dumps(raws),
+                                         exclude=(src,) if src else ())
+                self.stats["txs_gossiped_out"] += len(batch)
+
+    # ---------------------------------------------------------------- block sync
+    def _send_status(self, peer_id: str | None = None) -> None:
+        msg = encode({"t": "status", "height": self.chain.height()})
+        if peer_id is None:
+            self.peers.broadcast(CHANNEL_BLOCKSYNC, msg)
+        else:
+            self.peers.send(peer_id, CHANNEL_BLOCKSYNC, msg)
+
+    async def _status_loop(self) -> None:
+        while True:
+            self._send_status()
+            await asyncio.sleep(STATUS_INTERVAL_S)
+
+    def _on_sync(self, peer_id: str, payload: bytes) -> None:
+        try:
+            m = cbor2.loads(payload)
+            kind = m["t"]
+            height = int(m["height"])
+        except Exception:
+            self._bad(peer_id, "malformed sync message", BAD_MESSAGE_POINTS)
+            return
+        if kind == "status":
+            self.peer_heights[peer_id] = height
+        elif kind == "get":
+            raw = self.chain.store.block_raw(height)
+            c = self.chain.store.commit(height)
+            if raw is None or c is None:
+                self.peers.send(peer_id, CHANNEL_BLOCKSYNC, encode({"t": "none", "height": height}))
+                return
+            from sharechain.chain.types import encode_commit
+            self.peers.send(peer_id, CHANNEL_BLOCKSYNC,
+                            encode({"t": "block", "height": height, "block": raw,
+                                    "commit": encode_commit(c)}))
+        elif kind == "block":
+            if height in self._pending and height > self.chain.height():
+                self._pending.pop(height, None)
+                if isinstance(m.get("block"), bytes) and isinstance(m.get("commit"), bytes):
+                    self._received[height] = (peer_id, m["block"], m["commit"])
+        elif kind == "none":
+            self._pending.pop(height, None)
+
+    def best_peer_height(self) -> int:
+        return max(self.peer_heights.values(), default=0)
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.05)
+            try:
+                self._sync_step()
+            except Exception:
+                log.exception("block sync step failed")
+
+    def _sync_step(self) -> None:
+        ours = self.chain.height()
+        best = self.best_peer_height()
+        self.syncing = best > ours + 1
+        if best <= ours:
+            self._pending.clear()
+            self._received.clear()
+            return
+        now = time.monotonic()
+        # Apply what arrived, in order.
+        applied = False
+        while (ours + 1) in self._received:
+            peer_id, block_raw, commit_raw = self._received.pop(ours + 1)
+            if not self._apply(peer_id, ours + 1, block_raw, commit_raw):
+                break
+            ours += 1
+            applied = True
+        if applied and self.on_synced_block is not None:
+            self.on_synced_block()
+        # Request the window, spreading heights over peers that have them.
+        holders = sorted(p for p, h in self.peer_heights.items() if h > ours)
+        if not holders:
+            return
+        for i, h in enumerate(range(ours + 1, min(best, ours + SYNC_WINDOW) + 1)):
+            if h in self._received:
+                continue
+            pending = self._pending.get(h)
+            if pending is not None and now - pending[1] < SYNC_REQUEST_TIMEOUT_S:
+                continue
+            peer = holders[(i + (0 if pending is None else 1)) % len(holders)]
+            if self.peers.send(peer, CHANNEL_BLOCKSYNC, encode({"t": "get", "height": h})):
+                self._pending[h] = (peer, now)
+
+    def _apply(self, peer_id: str, height: int, block_raw: bytes, commit_raw: bytes) -> bool:
+        try:
+            block = decode_block(block_raw)
+            commit = decode_commit(commit_raw)
+            verify_commit(self.chain.chain_id, self.chain.validator_set(), commit, block.hash(),
+                          height)
+            reason = self.chain.validate_block(block)
+            if reason is not None:
+                raise ShareChainError("invalid_block", reason)
+        except ShareChainError as exc:
+            log.warning("peer %s sent a bad block %d: %s", peer_id[:8], height, exc.message)
+            self._bad(peer_id, f"bad synced block: {exc.message}", BAD_BLOCK_POINTS)
+            return False
+        if self.chain.height() + 1 != height:
+            return False  # consensus committed it meanwhile
+        self.chain.commit_block(block, commit)
+        self.stats["blocks_synced"] += 1
+        return True

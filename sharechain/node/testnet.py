@@ -1,0 +1,31 @@
+"""Write the homes of a multi-validator network: keys, one shared genesis, peer lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sharechain.crypto import PrivateKey
+from sharechain.node.devnet import demo_genesis
+from sharechain.node.home import Home, NodeConfig
+
+
+def write_testnet(out: Path, validators: int, chain_id: str = "sharechain-testnet",
+                  host: str = "127.0.0.1", base_p2p_port: int = 26656,
+                  base_api_port: int = 8700, block_interval_ms: int = 1000,
+                  full_nodes: int = 0) -> list[Home]:
+    """Node homes ``out/node0..`` (validators first, then full nodes); returns them."""
+    keys = [PrivateKey.generate() for _ in range(validators)]
+    doc = demo_genesis(chain_id, keys, block_interval_ms)
+    homes = [Home(out / f"node{i}") for i in range(validators + full_nodes)]
+    for i, h in enumerate(homes):
+        h.save_node_key(keys[i] if i < validators else PrivateKey.generate())
+        h.save_genesis(doc)
+    ids = [h.p2p_node_id() for h in homes]
+    loopback = host.startswith("127.") or host == "localhost"
+    for i, h in enumerate(homes):
+        peers = [f"{ids[j]}@{host}:{base_p2p_port + j}" for j in range(len(homes)) if j != i]
+        h.save_config(NodeConfig(
+            moniker=f"node{i}", api_host="127.0.0.1", api_port=base_api_port + i,
+            p2p_host="0.0.0.0" if not loopback else host, p2p_port=base_p2p_port + i,
+            persistent_peers=peers, engine="bft", p2p_ban_ip=not loopback))
+    return homes
