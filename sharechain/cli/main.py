@@ -316,6 +316,10 @@ def _mount_optional() -> None:
     from sharechain.cli import network
 
     network.register(app)
+    from sharechain.cli.sharing import app as sharing_app
+
+    app.add_typer(sharing_app, name="sharing",
+                  help="Participants, assets and IoT devices (identity, assets, iot).")
     try:
         from sharechain.sim.cli import app as sim_app
     except ImportError:
