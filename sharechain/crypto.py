@@ -9,6 +9,8 @@ Documents are named by CIDv1 (raw codec, sha2-256), the form IPFS uses.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import hashlib
 from dataclasses import dataclass
@@ -175,12 +177,60 @@ def cid_of(data: bytes) -> str:
     return str(CID("base32", 1, "raw", multihash.digest(data, "sha2-256")))
 
 
-def check_cid(text: str) -> str:
-    """Validate a CID string (v0 or v1); returns it normalised, or raises ``invalid_cid``."""
+CID_TEXT_BYTES_MAX = 256
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if i >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        b = data[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            if b == 0 and shift:
+                raise ValueError("varint not minimal")
+            return value, i
+        shift += 7
+
+
+def parse_cid(text: str) -> tuple[int, int, int, bytes]:
+    """(version, codec, multihash code, digest) of a CID, or raise ``invalid_cid``.
+
+    CIDv1 in its canonical base32 form (``b…``, the form IPFS prints) is parsed here
+    directly; other multibase forms and CIDv0 go through the ``multiformats`` library,
+    which is exact but slow (it type-checks at run time).
+    """
+    bad = ShareChainError("invalid_cid", f"not a valid content identifier: {text!r}")
+    if not isinstance(text, str) or not text or len(text) > CID_TEXT_BYTES_MAX:
+        raise bad
+    if text[0] == "b" and text[1:].islower() or text[0] == "B" and text[1:].isupper():
+        body = text[1:].upper()
+        try:
+            raw = base64.b32decode(body + "=" * (-len(body) % 8))
+            version, i = _varint(raw, 0)
+            codec, i = _varint(raw, i)
+            code, i = _varint(raw, i)
+            length, i = _varint(raw, i)
+        except (ValueError, binascii.Error):
+            raise bad from None
+        if version != 1 or len(raw) - i != length or length == 0:
+            raise bad
+        # Re-encoding must give the same text: rejects non-zero padding bits.
+        if base64.b32encode(raw).decode().rstrip("=").lower() != text[1:].lower():
+            raise bad
+        return 1, codec, code, raw[i:]
     from multiformats import CID
 
     try:
         cid = CID.decode(text)
     except Exception:
-        raise ShareChainError("invalid_cid", f"not a valid content identifier: {text!r}") from None
-    return str(cid)
+        raise bad from None
+    return cid.version, cid.codec.code, cid.hashfun.code, bytes(cid.raw_digest)
+
+
+def check_cid(text: str) -> str:
+    """Validate a CID string (v0 or v1); returns it, or raises ``invalid_cid``."""
+    parse_cid(text)
+    return text

@@ -163,7 +163,7 @@ def test_overlay_matches_dict_model(base, operations, lo, hi):
         for k, v in base.items():
             w.put(k, v, db=db)
     with env.begin() as txn:
-        block = Overlay(CommittedView(txn, db))
+        block = Overlay(CommittedView(txn, db), ordered=True)
         model = dict(base)
         child, child_model = Overlay(block), dict(model)
         for op, k, v in operations:

@@ -127,3 +127,24 @@ def test_commit_needs_more_than_two_thirds():
     with pytest.raises(ShareChainError):
         verify_commit("c", vs, dup, bh, 5)
     assert weighted_median_time(vs, c) == 1001
+
+
+@given(st.binary(max_size=64), st.sampled_from(["raw", "dag-pb", "dag-cbor"]),
+       st.sampled_from(["sha2-256", "sha2-512", "blake2b-256"]))
+def test_fast_cid_parser_agrees_with_multiformats(data, codec, hashfn):
+    from multiformats import CID, multihash
+
+    from sharechain.crypto import parse_cid
+
+    cid = CID("base32", 1, codec, multihash.digest(data, hashfn))
+    text = str(cid)
+    assert parse_cid(text) == (1, cid.codec.code, cid.hashfun.code, bytes(cid.raw_digest))
+    for bad in (text[:-1], text + "a", text.replace("b", "c", 1), text[:1] + "1" + text[2:]):
+        try:
+            CID.decode(bad)
+            ok = True
+        except Exception:
+            ok = False
+        if not ok:
+            with pytest.raises(ShareChainError):
+                parse_cid(bad)

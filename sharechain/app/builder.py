@@ -53,6 +53,13 @@ def _extra_modules(keepers: Keepers) -> list:
     keepers.extra.update(identity=identity_keeper, assets=assets_keeper, iot=iot_keeper)
     mods += [identity.module(identity_keeper), assets.module(assets_keeper, identity_keeper),
              iot.module(iot_keeper, assets_keeper, identity_keeper)]
+    # -- rental / incentive
+    from sharechain.modules.rental import wiring
+
+    rental_keeper, incentive_keeper, rental_mods = wiring.build(
+        keepers.bank, identity_keeper, assets_keeper, iot_keeper)
+    keepers.extra.update(rental=rental_keeper, incentive=incentive_keeper)
+    mods += rental_mods
     return mods
 
 
@@ -66,4 +73,9 @@ def demo_app_state(accounts: dict[str, int]) -> dict:
 
     state.update(identity=identity_demo(accounts), assets=assets_demo(accounts),
                  iot=iot_demo(accounts))
+    # -- rental / incentive
+    from sharechain.modules.incentive.genesis import demo_section as incentive_demo
+    from sharechain.modules.rental.genesis import demo_section as rental_demo
+
+    state.update(rental=rental_demo(), incentive=incentive_demo())
     return state

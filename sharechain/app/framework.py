@@ -61,7 +61,7 @@ class Context:
     """What a handler or hook sees: state, block facts, the sender, and an event sink."""
 
     __slots__ = ("state", "chain_id", "height", "time_ms", "proposer", "sender", "tx_hash",
-                 "events", "app")
+                 "events", "app", "prev_hash")
 
     def __init__(self, state: Overlay, chain_id: str, height: int, time_ms: int,
                  proposer: bytes, app: "App") -> None:
@@ -74,6 +74,9 @@ class Context:
         self.tx_hash = b""
         self.events: list[Event] = []
         self.app = app
+        # The previous block's header hash (b"" at genesis and where no block is executed);
+        # set by the node. arbitration seeds its panel draws from it.
+        self.prev_hash = b""
 
     # State access; values are canonical CBOR of plain data or records.
     def get(self, key: bytes) -> bytes | None:
@@ -115,6 +118,7 @@ class Context:
                         self.proposer, self.app)
         child.sender = self.sender
         child.tx_hash = self.tx_hash
+        child.prev_hash = self.prev_hash
         return child
 
 

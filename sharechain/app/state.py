@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 import lmdb
+from sortedcontainers import SortedList
 
 _TOMBSTONE = None
 
@@ -48,13 +49,20 @@ class CommittedView:
 
 
 class Overlay:
-    """Buffered writes over a parent state."""
+    """Buffered writes over a parent state.
 
-    __slots__ = ("parent", "writes")
+    An ``ordered`` overlay (the block-level one, which may hold tens of thousands of
+    writes) keeps its written keys in a sorted list too, so a range read costs
+    O(log n + keys in range) instead of a scan of every write. Per-transaction overlays
+    are small and scan their dict.
+    """
 
-    def __init__(self, parent: Readable) -> None:
+    __slots__ = ("parent", "writes", "_order")
+
+    def __init__(self, parent: Readable, ordered: bool = False) -> None:
         self.parent = parent
         self.writes: dict[bytes, bytes | None] = {}
+        self._order: SortedList | None = SortedList() if ordered else None
 
     def get(self, key: bytes) -> bytes | None:
         w = self.writes
@@ -63,14 +71,22 @@ class Overlay:
         return self.parent.get(key)
 
     def set(self, key: bytes, value: bytes) -> None:
+        if self._order is not None and key not in self.writes:
+            self._order.add(key)
         self.writes[key] = value
 
     def delete(self, key: bytes) -> None:
+        if self._order is not None and key not in self.writes:
+            self._order.add(key)
         self.writes[key] = _TOMBSTONE
 
     def iter_range(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Live (key, value) pairs with start <= key < end, in key order."""
-        mine = sorted((k, v) for k, v in self.writes.items() if start <= k < end)
+        w = self.writes
+        if self._order is not None:
+            mine = [(k, w[k]) for k in self._order.irange(start, end, inclusive=(True, False))]
+        else:
+            mine = sorted((k, v) for k, v in w.items() if start <= k < end)
         if not mine:
             yield from self.parent.iter_range(start, end)
             return
@@ -88,6 +104,12 @@ class Overlay:
         parent = self.parent
         if not isinstance(parent, Overlay):
             raise TypeError("only an overlay can absorb writes")
+        order = parent._order
+        if order is not None:
+            pw = parent.writes
+            for k in self.writes:
+                if k not in pw:
+                    order.add(k)
         parent.writes.update(self.writes)
 
 

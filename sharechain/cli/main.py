@@ -320,6 +320,11 @@ def _mount_optional() -> None:
 
     app.add_typer(sharing_app, name="sharing",
                   help="Participants, assets and IoT devices (identity, assets, iot).")
+    from sharechain.cli.rental import app as rental_app
+    from sharechain.demo.cli import app as demo_app
+
+    app.add_typer(rental_app, name="rental", help="Rental contracts and incentives.")
+    app.add_typer(demo_app, name="demo", help="Demo stories against a running node.")
     try:
         from sharechain.sim.cli import app as sim_app
     except ImportError:

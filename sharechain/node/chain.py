@@ -215,8 +215,9 @@ class Chain:
                                               list[bytes], list[list[bytes]], list[Event]]:
         h = block.header
         with self.store.view() as view:
-            block_state = Overlay(view)
+            block_state = Overlay(view, ordered=True)
             ctx = Context(block_state, self.chain_id, h.height, h.time_ms, h.proposer, self.app)
+            ctx.prev_hash = h.prev_hash  # arbitration: panel draws are seeded from it
             self.app.begin_block(ctx)
             results: list[TxResult] = []
             hashes: list[bytes] = []

@@ -35,6 +35,7 @@ from sharechain.encoding import decode_trusted, encode, from_obj, to_obj
 from sharechain.errors import ShareChainError
 from sharechain.modules.incentive.keys import REWARD_POOL
 from sharechain.modules.rental import keys, settlement
+from sharechain.modules.rental.codec import decode_rental, encode_rental
 from sharechain.modules.rental.deps import (
     AllowAll,
     AssetsPort,
@@ -50,7 +51,6 @@ from sharechain.modules.rental.deps import (
 )
 from sharechain.modules.rental.states import (
     ACTIVE,
-    BOOKED_STATES,
     CLOSED,
     ENDED,
     OPEN,
@@ -79,6 +79,7 @@ from sharechain.modules.rental.types import (
     OFFER_STALE,
     RENTAL_ID_BYTES,
     RENTAL_NOT_FOUND,
+    TIME_MS_MAX,
     TOO_EARLY,
     TOO_MANY_CLAIMS,
     Claim,
@@ -121,6 +122,10 @@ class RentalKeeper:
         """``fn(ctx, notice)`` runs after each step, inside the step's state overlay."""
         self._listeners.append(fn)
 
+    def remove_listener(self, fn: RentalListener) -> None:
+        """Unsubscribe ``fn`` (a test or benchmark seam)."""
+        self._listeners = [f for f in self._listeners if f != fn]
+
     def set_credit_gate(self, gate: CreditGate) -> None:
         self.credit = gate
 
@@ -153,7 +158,7 @@ class RentalKeeper:
 
     def rental(self, state: Readable, rental_id: bytes) -> Rental | None:
         raw = state.get(keys.rental_key(rental_id))
-        return None if raw is None else from_obj(Rental, decode_trusted(raw))
+        return None if raw is None else decode_rental(raw)
 
     def claim(self, state: Readable, claim_id: bytes) -> Claim | None:
         raw = state.get(keys.claim_key(claim_id))
@@ -180,7 +185,7 @@ class RentalKeeper:
 
     @staticmethod
     def _save(ctx: Context, r: Rental) -> None:
-        ctx.state.set(keys.rental_key(r.id), encode(to_obj(r)))
+        ctx.state.set(keys.rental_key(r.id), encode_rental(r))
 
     @staticmethod
     def _save_claim(ctx: Context, c: Claim) -> None:
@@ -342,8 +347,9 @@ class RentalKeeper:
         ukey = keys.in_use_key(r.asset_id)
         if ctx.state.get(ukey) is not None:
             raise _err(ASSET_IN_USE, "the asset is still in use by another rental")
-        self.assets.require_rentable(ctx, r.asset_id)
         due = now + r.terms.max_duration_ms + r.terms.grace_ms
+        # Rentability was checked at reservation; granting the use right refuses a frozen
+        # asset (asset_frozen), which is what can change in between.
         self.assets.grant_use_right(ctx, r.asset_id, r.consumer, due, r.id)
         ctx.state.set(ukey, r.id)
         self._undue(ctx, r.due_ms, keys.DUE_EXPIRE, r.id)
@@ -406,22 +412,23 @@ class RentalKeeper:
             self.penalties.pay_penalty(ctx, "late", eid, s.late_fee, r.owner)
         self.bank.release(ctx, eid, r.consumer, s.refund)
         on_time = late == 0
-        r = _replace(r, state=new_state, ended_ms=ended_ms, settled_ms=now,
-                     usage_fee=s.usage_fee, late_fee=s.late_fee, platform_fee=s.platform_fee,
-                     hold=s.hold, due_ms=0)
+        due = 0
         if s.hold:
             due = now + t.claim_window_ms
             self._due(ctx, due, keys.DUE_CLOSE, r.id)
-            r = _replace(r, due_ms=due)
         else:
-            r = _replace(r, state=rental_next(r.state, "close"))
+            new_state = rental_next(new_state, "close")
+        r = _replace(r, state=new_state, ended_ms=ended_ms, settled_ms=now,
+                     usage_fee=s.usage_fee, late_fee=s.late_fee, platform_fee=s.platform_fee,
+                     hold=s.hold, due_ms=due)
         self._save(ctx, r)
-        ctx.emit("rental_settled", rental_id=r.id, asset_id=r.asset_id, consumer=r.consumer,
-                 usage_ms=ended_ms - r.started_ms, usage_fee=s.usage_fee, late_fee=s.late_fee,
-                 platform_fee=s.platform_fee, pool_fee=s.pool_fee, hold=s.hold,
-                 refund=s.refund, shortfall=s.shortfall, how=action)
-        ctx.emit("rental_completed", rental_id=r.id, consumer=r.consumer, owner=r.owner,
-                 on_time=on_time)
+        # One event carries the whole settlement: a gateway's batch of 32 lock reports, each
+        # with the events of assets, incentive and credit too, must fit the per-tx cap.
+        ctx.emit("rental_completed", rental_id=r.id, asset_id=r.asset_id, consumer=r.consumer,
+                 owner=r.owner, on_time=on_time, usage_ms=ended_ms - r.started_ms,
+                 usage_fee=s.usage_fee, late_fee=s.late_fee, platform_fee=s.platform_fee,
+                 pool_fee=s.pool_fee, hold=s.hold, refund=s.refund, shortfall=s.shortfall,
+                 how=action)
         self._notify(ctx, "completed", r, on_time, s.usage_fee)
         if late:
             ctx.emit("rental_late", rental_id=r.id, consumer=r.consumer, late_units=late,
@@ -474,7 +481,9 @@ class RentalKeeper:
 
     def _expire(self, ctx: Context, r: Rental) -> None:
         new_state = rental_next(r.state, "expire")
-        fee = min(r.terms.cancel_fee, r.escrow_total)
+        asset = self.assets.get(ctx.state, r.asset_id)
+        # A consumer who could not start because the asset was frozen owes nothing.
+        fee = 0 if asset is None or asset.frozen else min(r.terms.cancel_fee, r.escrow_total)
         self._close_unstarted(ctx, r, new_state, fee, "expire")
         ctx.emit("rental_expired", rental_id=r.id, consumer=r.consumer, fee=fee)
         self._notify(ctx, "expired", _replace(r, state=new_state), False, fee)
@@ -525,7 +534,7 @@ class RentalKeeper:
         if kind == "meter":
             self._on_meter(ctx, device, report, suspect_reason)
             return
-        rid = report.payload
+        rid = report.rental_id
         if not rid:
             return  # an unlock/lock outside any rental (maintenance)
         if len(rid) != RENTAL_ID_BYTES:
@@ -615,6 +624,18 @@ class RentalKeeper:
             raise _err(INVALID_RESOLUTION, f"pay_provider must be 0 to {c.amount}")
         r = self._load(ctx, c.rental_id)
         self._settle_claim(ctx, c, r, claim_next(c.state, "resolve"), pay_provider)
+
+    def set_claim_timeout(self, ctx: Context, claim_id: bytes, timeout_ms: int) -> None:
+        """For arbitration: move a pending claim's timeout (far ahead while a dispute runs,
+        back to the block time when it ends without a ruling)."""
+        c = self._load_claim(ctx, claim_id)
+        state = claim_next(c.state, "set_timeout")
+        if type(timeout_ms) is not int or not 0 <= timeout_ms <= TIME_MS_MAX:
+            raise _err(INVALID_RESOLUTION, f"timeout_ms must be 0 to {TIME_MS_MAX}")
+        self._undue(ctx, c.timeout_ms, keys.DUE_CLAIM, c.id)
+        self._due(ctx, timeout_ms, keys.DUE_CLAIM, c.id)
+        self._save_claim(ctx, _replace(c, state=state, timeout_ms=timeout_ms))
+        ctx.emit("claim_timeout_set", claim_id=c.id, timeout_ms=timeout_ms)
 
     def _settle_claim(self, ctx: Context, c: Claim, r: Rental, new_state: str,
                       pay_provider: int) -> None:

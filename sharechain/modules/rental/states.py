@@ -78,6 +78,8 @@ CLAIM_STATES: Final = (OPEN, DISPUTED, ACCEPTED, RESOLVED, TIMED_OUT)
 CLAIM_PENDING_STATES: Final = frozenset({OPEN, DISPUTED})
 
 CLAIM_TRANSITIONS: Final[dict[tuple[str, str], str]] = {
+    (OPEN, "set_timeout"): OPEN,          # arbitration holds or releases a pending claim
+    (DISPUTED, "set_timeout"): DISPUTED,
     (OPEN, "accept"): ACCEPTED,
     (OPEN, "dispute"): DISPUTED,
     (OPEN, "resolve"): RESOLVED,

@@ -1,0 +1,1 @@
+"""Demo stories told against a running node through the SDK (``sharechain demo ...``)."""
