@@ -148,3 +148,13 @@ def test_fast_cid_parser_agrees_with_multiformats(data, codec, hashfn):
         if not ok:
             with pytest.raises(ShareChainError):
                 parse_cid(bad)
+
+
+@given(st.binary(max_size=3000), st.binary(min_size=64, max_size=64))
+def test_signed_tx_envelope_fast_path_matches_full_decode(body, sig):
+    from sharechain.chain.types import _split_signed_tx
+
+    raw = encode({"body": body, "sig": sig})
+    assert _split_signed_tx(raw) == (body, sig)
+    assert _split_signed_tx(raw + b"\x00") is None
+    assert _split_signed_tx(raw[:-1]) is None if body else True

@@ -88,17 +88,45 @@ class Tx:
         return len(self.raw)
 
 
+# The canonical encoding of SignedTx{body, sig}: map(2), "sig" (sorted first: shorter key),
+# 64-byte string, "body", byte string. Only the body's length header varies.
+_STX_PREFIX = b"\xa2\x63sig\x58\x40"
+_STX_BODY_KEY = b"\x64body"
+
+
+def _split_signed_tx(raw: bytes) -> tuple[bytes, bytes] | None:
+    """(body, sig) if ``raw`` is exactly the canonical envelope, else None."""
+    if not raw.startswith(_STX_PREFIX) or raw[71:76] != _STX_BODY_KEY or len(raw) < 77:
+        return None
+    sig = raw[7:71]
+    head, n = raw[76], len(raw) - 77
+    if 0x40 <= head < 0x58:
+        ok, body = head - 0x40 == n, raw[77:]
+    elif head == 0x58:
+        ok, body = n >= 1 and raw[77] == n - 1 and n - 1 >= 24, raw[78:]
+    elif head == 0x59:
+        ok, body = n >= 2 and int.from_bytes(raw[77:79], "big") == n - 2 and n - 2 >= 256, raw[79:]
+    else:
+        return None
+    return (body, sig) if ok else None
+
+
 def decode_tx(raw: bytes) -> Tx:
     """Parse and schema-check a signed tx; does not verify the signature."""
     if len(raw) > TX_BYTES_MAX:
         raise ShareChainError("tx_too_large", f"tx of {len(raw)} bytes exceeds {TX_BYTES_MAX}")
-    # SignedTx is fully typed, so its schema check stands in for the plain-data walk.
-    stx = from_obj(SignedTx, decode(raw, TX_BYTES_MAX, check_plain=False), "tx")
-    if len(stx.sig) != SIGNATURE_BYTES:
-        raise DecodeError("tx.sig: expected 64 bytes")
+    split = _split_signed_tx(raw)
+    if split is not None:
+        body_bytes, sig = split
+    else:
+        # Not the canonical envelope: decode fully to report exactly what is wrong.
+        stx = from_obj(SignedTx, decode(raw, TX_BYTES_MAX, check_plain=False), "tx")
+        if len(stx.sig) != SIGNATURE_BYTES:
+            raise DecodeError("tx.sig: expected 64 bytes")
+        raise DecodeError("tx: not the canonical encoding", "non_canonical")
     # Message bodies are typed later by the app's registry, but they must be plain data.
-    body = from_obj(TxBody, decode(stx.body, TX_BYTES_MAX), "tx.body")
-    return Tx(raw=raw, hash=sha256(raw), body=body, body_bytes=stx.body, sig=stx.sig,
+    body = from_obj(TxBody, decode(body_bytes, TX_BYTES_MAX), "tx.body")
+    return Tx(raw=raw, hash=sha256(raw), body=body, body_bytes=body_bytes, sig=sig,
               sender=address_of(body.signer))
 
 
