@@ -60,6 +60,16 @@ def _extra_modules(keepers: Keepers) -> list:
         keepers.bank, identity_keeper, assets_keeper, iot_keeper)
     keepers.extra.update(rental=rental_keeper, incentive=incentive_keeper)
     mods += rental_mods
+    # -- credit / arbitration (credit gates rental reservations and hears rental notices)
+    from sharechain.modules import arbitration, credit
+
+    credit_keeper = credit.CreditKeeper(identity_keeper, assets_keeper)
+    rental_keeper.add_listener(credit_keeper.on_rental)
+    rental_keeper.set_credit_gate(credit_keeper)
+    arbitration_keeper = arbitration.ArbitrationKeeper(
+        keepers.bank, identity_keeper, rental_keeper, assets_keeper, credit_keeper)
+    keepers.extra.update(credit=credit_keeper, arbitration=arbitration_keeper)
+    mods += [credit.module(credit_keeper), arbitration.module(arbitration_keeper)]
     return mods
 
 
@@ -78,4 +88,11 @@ def demo_app_state(accounts: dict[str, int]) -> dict:
     from sharechain.modules.rental.genesis import demo_section as rental_demo
 
     state.update(rental=rental_demo(), incentive=incentive_demo())
+    # -- credit / arbitration (the demo arbiters join the identity genesis)
+    from sharechain.modules.arbitration.genesis import demo_participants
+    from sharechain.modules.arbitration.genesis import demo_section as arbitration_demo
+    from sharechain.modules.credit.genesis import demo_section as credit_demo
+
+    state["identity"]["participants"] += demo_participants(accounts)
+    state.update(credit=credit_demo(accounts), arbitration=arbitration_demo(accounts))
     return state

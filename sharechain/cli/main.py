@@ -325,6 +325,9 @@ def _mount_optional() -> None:
 
     app.add_typer(rental_app, name="rental", help="Rental contracts and incentives.")
     app.add_typer(demo_app, name="demo", help="Demo stories against a running node.")
+    from sharechain.cli.trust import app as trust_app
+
+    app.add_typer(trust_app, name="trust", help="Credit scores, blacklist, bureau reports, arbitration.")
     try:
         from sharechain.sim.cli import app as sim_app
     except ImportError:

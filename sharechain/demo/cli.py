@@ -20,3 +20,16 @@ def bike_sharing(node: str | None = typer.Option(
     from sharechain.demo.bike_sharing import run
 
     run(node or node_url())
+
+
+@app.command("trust")
+@handle_errors
+def trust(node: str | None = typer.Option(
+        None, "--node", help="Node API URL (env SHARECHAIN_NODE).")) -> None:
+    """Credit and arbitration: a late rider's deposit rises, a provider keeps her reputation
+    across platforms, a damage claim goes to a panel, a bureau reports with consent."""
+    from sharechain.client import Client
+    from sharechain.demo.trust import run_trust
+
+    with Client(node or node_url()) as c:
+        run_trust(c)
