@@ -70,6 +70,13 @@ def _extra_modules(keepers: Keepers) -> list:
         keepers.bank, identity_keeper, rental_keeper, assets_keeper, credit_keeper)
     keepers.extra.update(credit=credit_keeper, arbitration=arbitration_keeper)
     mods += [credit.module(credit_keeper), arbitration.module(arbitration_keeper)]
+    # -- market (books through rental; shares the platform fee of cross-platform bookings)
+    from sharechain.modules import market
+
+    market_keeper = market.MarketKeeper(rental_keeper, identity_keeper, assets_keeper)
+    rental_keeper.set_fee_splitter(market_keeper.split_platform_fee)
+    keepers.extra.update(market=market_keeper)
+    mods += [market.module(market_keeper)]
     return mods
 
 
@@ -95,4 +102,8 @@ def demo_app_state(accounts: dict[str, int]) -> dict:
 
     state["identity"]["participants"] += demo_participants(accounts)
     state.update(credit=credit_demo(accounts), arbitration=arbitration_demo(accounts))
+    # -- market
+    from sharechain.modules.market.genesis import demo_section as market_demo
+
+    state.update(market=market_demo())
     return state

@@ -328,6 +328,10 @@ def _mount_optional() -> None:
     from sharechain.cli.trust import app as trust_app
 
     app.add_typer(trust_app, name="trust", help="Credit scores, blacklist, bureau reports, arbitration.")
+    from sharechain.cli.market import app as market_app
+
+    app.add_typer(market_app, name="market",
+                  help="Cross-platform listings, bookings, requests, optimal matching.")
     try:
         from sharechain.sim.cli import app as sim_app
     except ImportError:

@@ -33,3 +33,16 @@ def trust(node: str | None = typer.Option(
 
     with Client(node or node_url()) as c:
         run_trust(c)
+
+
+@app.command("market")
+@handle_errors
+def market(node: str | None = typer.Option(
+        None, "--node", help="Node API URL (env SHARECHAIN_NODE).")) -> None:
+    """Business collaboration: a rider on carshare books a bike listed by bikeco and the
+    platform fee is split; a matcher fills requests optimally; a stale fill is refused."""
+    from sharechain.client import Client
+    from sharechain.demo.market import run_market
+
+    with Client(node or node_url()) as c:
+        run_market(c)

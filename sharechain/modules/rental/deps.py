@@ -138,3 +138,18 @@ class RentalNotice:
 
 
 RentalListener = Callable[[Context, RentalNotice], None]
+
+
+# ---------------------------------------------------------------- platform-fee split seam
+
+# ``fn(ctx, rental, amount) -> [(address, part), ...]``: who receives the operator's part of
+# a rental's platform fee (after the reward-pool cut). The parts must be non-negative and sum
+# to ``amount`` (checked: a splitter that creates or loses tokens is a bug). The market
+# module installs one that shares the fee of a cross-platform booking between the listing
+# and the booking platform.
+FeeSplitter = Callable[[Context, Rental, int], list[tuple[bytes, int]]]
+
+
+def operator_takes_all(ctx: Context, rental: Rental, amount: int) -> list[tuple[bytes, int]]:
+    """The default split: the whole fee to the rental's operator platform."""
+    return [(rental.operator, amount)]

@@ -32,7 +32,7 @@ from itertools import islice
 from sharechain.app.framework import Context, Event
 from sharechain.app.state import Readable, prefix_end
 from sharechain.encoding import decode_trusted, encode, from_obj, to_obj
-from sharechain.errors import ShareChainError
+from sharechain.errors import ShareChainError, invariant
 from sharechain.modules.incentive.keys import REWARD_POOL
 from sharechain.modules.rental import keys, settlement
 from sharechain.modules.rental.codec import decode_rental, encode_rental
@@ -42,12 +42,14 @@ from sharechain.modules.rental.deps import (
     BankEscrow,
     CreditGate,
     DeviceView,
+    FeeSplitter,
     PayHarmedParty,
     PenaltySink,
     PlatformView,
     RentalListener,
     RentalNotice,
     ReportView,
+    operator_takes_all,
 )
 from sharechain.modules.rental.states import (
     ACTIVE,
@@ -113,6 +115,7 @@ class RentalKeeper:
         self.platforms = platforms
         self.credit: CreditGate = credit or AllowAll()
         self.penalties: PenaltySink = penalties or PayHarmedParty(bank)
+        self.fee_splitter: FeeSplitter = operator_takes_all
         self._listeners: list[RentalListener] = []
         self._params_raw: bytes | None = None
         self._params = Params()
@@ -131,6 +134,10 @@ class RentalKeeper:
 
     def set_penalty_sink(self, sink: PenaltySink) -> None:
         self.penalties = sink
+
+    def set_fee_splitter(self, fn: FeeSplitter) -> None:
+        """Who receives the operator's part of the platform fee (default: the operator)."""
+        self.fee_splitter = fn
 
     def _notify(self, ctx: Context, kind: str, r: Rental, on_time: bool = False,
                 amount: int = 0) -> None:
@@ -166,6 +173,21 @@ class RentalKeeper:
 
     def in_use(self, state: Readable, asset_id: bytes) -> bytes | None:
         return state.get(keys.in_use_key(asset_id))
+
+    def booked_windows(self, state: Readable, asset_id: bytes, from_ms: int, to_ms: int,
+                       limit: int) -> list[tuple[int, int]]:
+        """Up to ``limit`` booked windows ``(start_ms, end_ms)`` of the asset that overlap
+        ``[from_ms, to_ms)``, earliest first (bookings never overlap, so ordered by end they
+        are ordered by start: the walk stops at the first one starting at or after
+        ``to_ms``)."""
+        prefix = keys.booking_prefix(asset_id)
+        out: list[tuple[int, int]] = []
+        for k, v in state.iter_range(prefix + keys.be8(from_ms + 1), prefix_end(prefix)):
+            start = int(decode_trusted(v))
+            if start >= to_ms or len(out) >= limit:
+                break
+            out.append((start, int.from_bytes(k[len(prefix):len(prefix) + 8], "big")))
+        return out
 
     def last_seq(self, state: Readable) -> int:
         raw = state.get(keys.SEQ_KEY)
@@ -267,7 +289,9 @@ class RentalKeeper:
         ctx.state.delete(keys.deadline_key(due_ms, kind, item_id))
 
     # ================================================================ reserve
-    def reserve(self, ctx: Context, msg: Reserve) -> Rental:
+    def reserve(self, ctx: Context, msg: Reserve, consumer: bytes | None = None) -> Rental:
+        """Book a window for ``consumer`` (default: the sender). Another module passes the
+        consumer when it books on a consumer's signed pre-authorization (market fills)."""
         p = self.params(ctx.state)
         offer = self.offer(ctx.state, msg.asset_id)
         if offer is None:
@@ -289,7 +313,7 @@ class RentalKeeper:
             raise _err(DURATION_OUT_OF_RANGE, f"the window lasts {duration} ms; the offer "
                                               f"allows {t.min_duration_ms} to "
                                               f"{t.max_duration_ms} ms")
-        consumer = ctx.sender
+        consumer = ctx.sender if consumer is None else consumer
         multiplier = self.credit.check_reserve(ctx, consumer, offer)
         deposit = settlement.deposit_with_multiplier(t.deposit, multiplier)
         prepaid = settlement.usage_units(duration, t.unit_ms) * t.price_per_unit
@@ -448,7 +472,12 @@ class RentalKeeper:
         release = self.bank.release
         if s.platform_fee:
             release(ctx, eid, REWARD_POOL, s.pool_fee)
-            release(ctx, eid, r.operator, s.platform_fee - s.pool_fee)
+            operator_part = s.platform_fee - s.pool_fee
+            parts = self.fee_splitter(ctx, r, operator_part)
+            invariant(all(p >= 0 for _, p in parts) and sum(p for _, p in parts)
+                      == operator_part, "the fee splitter must conserve the platform fee")
+            for to, part in parts:
+                release(ctx, eid, to, part)
         if s.income:
             asset = self.assets.get(ctx.state, r.asset_id)
             shares = [(sh.holder, sh.bps) for sh in asset.income_shares] if asset else []
