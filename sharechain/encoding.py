@@ -40,9 +40,13 @@ T = TypeVar("T")
 
 def encode(obj: Any) -> bytes:
     """Deterministic CBOR bytes of plain data (or a record, converted first)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+    t = type(obj)
+    if t not in _PLAIN_TYPES and dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         obj = to_obj(obj)
     return cbor2.dumps(obj, canonical=True)
+
+
+_PLAIN_TYPES = frozenset({int, str, bytes, bool, type(None), dict, list, tuple})
 
 
 def decode(data: bytes, max_bytes: int = ENCODED_BYTES_MAX, check_plain: bool = True) -> Any:

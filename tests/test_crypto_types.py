@@ -158,3 +158,27 @@ def test_signed_tx_envelope_fast_path_matches_full_decode(body, sig):
     assert _split_signed_tx(raw) == (body, sig)
     assert _split_signed_tx(raw + b"\x00") is None
     assert _split_signed_tx(raw[:-1]) is None if body else True
+
+
+body_values = st.one_of(st.integers(-5, 2**70), st.text(max_size=5), st.binary(max_size=40),
+                        st.booleans(), st.none(), st.lists(st.integers(), max_size=2))
+
+
+@given(st.dictionaries(st.sampled_from(["chain_id", "signer", "nonce", "fee", "expiry_height",
+                                        "msgs", "memo", "extra"]), body_values, max_size=8),
+       st.booleans())
+def test_fast_body_check_agrees_with_schema(obj, make_valid):
+    from sharechain.chain.types import _body_from_obj
+    from sharechain.encoding import from_obj
+
+    if make_valid:
+        obj = {"chain_id": "c", "signer": b"k" * 32, "nonce": 1, "fee": 2, "expiry_height": 0,
+               "msgs": [["bank/send", {"to": b"x"}]], **{k: v for k, v in obj.items() if k == "memo"}}
+    try:
+        want = from_obj(TxBody, obj, "tx.body")
+    except DecodeError as exc:
+        with pytest.raises(DecodeError) as got:
+            _body_from_obj(obj)
+        assert got.value.code == exc.code
+    else:
+        assert _body_from_obj(obj) == want

@@ -111,6 +111,29 @@ def _split_signed_tx(raw: bytes) -> tuple[bytes, bytes] | None:
     return (body, sig) if ok else None
 
 
+_BODY_FIELDS = frozenset({"chain_id", "signer", "nonce", "fee", "expiry_height", "msgs", "memo"})
+_BODY_REQUIRED = _BODY_FIELDS - {"memo"}
+
+
+def _body_from_obj(obj: Any) -> TxBody:
+    """``from_obj(TxBody, obj)`` written out for the hot path; same checks, same errors."""
+    if type(obj) is not dict or not obj.keys() <= _BODY_FIELDS or not _BODY_REQUIRED <= obj.keys():
+        return from_obj(TxBody, obj, "tx.body")  # the generic path reports what is wrong
+    g = obj.get
+    msgs = g("msgs")
+    if (type(g("chain_id")) is not str or type(g("signer")) is not bytes
+            or type(g("nonce")) is not int or type(g("fee")) is not int
+            or type(g("expiry_height")) is not int or type(g("memo", "")) is not str
+            or type(msgs) is not list
+            or not all(type(m) is list and len(m) == 2 and type(m[0]) is str for m in msgs)):
+        return from_obj(TxBody, obj, "tx.body")
+    try:
+        return TxBody(obj["chain_id"], obj["signer"], obj["nonce"], obj["fee"],
+                      obj["expiry_height"], tuple((m[0], m[1]) for m in msgs), g("memo", ""))
+    except ValueError as exc:
+        raise DecodeError(f"tx.body: {exc}") from None
+
+
 def decode_tx(raw: bytes) -> Tx:
     """Parse and schema-check a signed tx; does not verify the signature."""
     if len(raw) > TX_BYTES_MAX:
@@ -125,7 +148,7 @@ def decode_tx(raw: bytes) -> Tx:
             raise DecodeError("tx.sig: expected 64 bytes")
         raise DecodeError("tx: not the canonical encoding", "non_canonical")
     # Message bodies are typed later by the app's registry, but they must be plain data.
-    body = from_obj(TxBody, decode(body_bytes, TX_BYTES_MAX), "tx.body")
+    body = _body_from_obj(decode(body_bytes, TX_BYTES_MAX))
     return Tx(raw=raw, hash=sha256(raw), body=body, body_bytes=body_bytes, sig=sig,
               sender=address_of(body.signer))
 
