@@ -110,8 +110,11 @@ class Node:
         return {"node_id": self.p2p.peers.node_id,
                 "listen": "%s:%d" % self.p2p.peers.listen_address if self.config.p2p_port else None,
                 "best_peer_height": self.p2p.best_peer_height(),
-                "peers": [{"id": p.peer_id, "address": p.address, "direction": p.direction,
-                           "height": self.p2p.peer_heights.get(p.peer_id)}
+                "peers": [{"id": p.peer_id, "address": f"{p.host}:{p.port}",
+                           "direction": p.direction, "height": self.p2p.peer_heights.get(p.peer_id),
+                           "connected_since_unix_s": int(p.connected_since_unix_s),
+                           "bytes_in": p.bytes_in, "bytes_out": p.bytes_out,
+                           "msgs_dropped": p.msgs_dropped, "score": p.score, "rtt_ms": p.rtt_ms}
                           for p in self.p2p.peers.peers()],
                 "stats": self.p2p.stats}
 
