@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from sharechain.crypto import PrivateKey
@@ -12,20 +13,30 @@ from sharechain.node.home import Home, NodeConfig
 def write_testnet(out: Path, validators: int, chain_id: str = "sharechain-testnet",
                   host: str = "127.0.0.1", base_p2p_port: int = 26656,
                   base_api_port: int = 8700, block_interval_ms: int = 1000,
-                  full_nodes: int = 0) -> list[Home]:
-    """Node homes ``out/node0..`` (validators first, then full nodes); returns them."""
+                  full_nodes: int = 0, p2p_ports: list[int] | None = None,
+                  api_ports: list[int] | None = None,
+                  dial_address: Callable[[int, int], str] | None = None) -> list[Home]:
+    """Node homes ``out/node0..`` (validators first, then full nodes); returns them.
+
+    ``p2p_ports``/``api_ports`` override the consecutive port ranges; ``dial_address(i, j)``
+    gives the ``host:port`` node i dials to reach node j (tests route links through proxies).
+    """
     keys = [PrivateKey.generate() for _ in range(validators)]
     doc = demo_genesis(chain_id, keys, block_interval_ms)
-    homes = [Home(out / f"node{i}") for i in range(validators + full_nodes)]
+    n = validators + full_nodes
+    homes = [Home(out / f"node{i}") for i in range(n)]
+    p2p = p2p_ports or [base_p2p_port + i for i in range(n)]
+    api = api_ports or [base_api_port + i for i in range(n)]
+    dial = dial_address or (lambda i, j: f"{host}:{p2p[j]}")
     for i, h in enumerate(homes):
         h.save_node_key(keys[i] if i < validators else PrivateKey.generate())
         h.save_genesis(doc)
     ids = [h.p2p_node_id() for h in homes]
     loopback = host.startswith("127.") or host == "localhost"
     for i, h in enumerate(homes):
-        peers = [f"{ids[j]}@{host}:{base_p2p_port + j}" for j in range(len(homes)) if j != i]
+        peers = [f"{ids[j]}@{dial(i, j)}" for j in range(n) if j != i]
         h.save_config(NodeConfig(
-            moniker=f"node{i}", api_host="127.0.0.1", api_port=base_api_port + i,
-            p2p_host="0.0.0.0" if not loopback else host, p2p_port=base_p2p_port + i,
+            moniker=f"node{i}", api_host="127.0.0.1", api_port=api[i],
+            p2p_host="0.0.0.0" if not loopback else host, p2p_port=p2p[i],
             persistent_peers=peers, engine="bft", p2p_ban_ip=not loopback))
     return homes

@@ -1,0 +1,150 @@
+"""BFT across real node processes on loopback: crashes, lost quorum, hostile peers, partitions."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+
+import pytest
+
+from sharechain.client import Client
+from sharechain.crypto import PrivateKey
+from tests.netkit import LocalTestnet as Testnet
+
+pytestmark = pytest.mark.integration
+
+SINK = PrivateKey.from_name("erin").address
+
+
+def _load(url: str, key: PrivateKey, stop: threading.Event, sent: list[str]) -> None:
+    with Client(url, timeout_s=10) as c:
+        while not stop.is_set():
+            try:
+                res = c.send(key, SINK, 1, wait=False)
+                sent.append(res["hash"])
+            except Exception:
+                c._nonces.pop(key.address, None)
+                time.sleep(0.1)
+            time.sleep(0.02)
+
+
+def test_kill9_one_validator_under_load_then_it_catches_up(tmp_path):
+    net = Testnet(tmp_path, validators=4, interval_ms=300)
+    try:
+        net.start()
+        net.wait_height([0, 1, 2, 3], 3)
+        stop = threading.Event()
+        sent: list[str] = []
+        loaders = [threading.Thread(target=_load, args=(net.procs[i].url, PrivateKey.from_name(n),
+                                                        stop, sent), daemon=True)
+                   for i, n in ((0, "alice"), (1, "bob"))]
+        for t in loaders:
+            t.start()
+        time.sleep(1.5)
+        net.procs[3].kill()
+        h = net.height(0)
+        net.wait_height([0, 1, 2], h + 5, 60)  # 3 of 4 keep committing
+        net.procs[3].start()
+        top = net.height(0)
+        net.wait_height([3], top + 2, 90)      # it catches up and follows
+        stop.set()
+        for t in loaders:
+            t.join(15)
+        assert sent, "the load submitted transactions"
+        final = min(net.height(i) for i in range(4))
+        net.assert_same_chain([0, 1, 2, 3], final)
+        with Client(net.procs[2].url) as c:  # txs submitted to node0/1 reached everyone
+            committed = [h for h in sent[:20] if c.tx(h).get("status") == "committed"]
+            assert committed
+    finally:
+        net.stop()
+
+
+def test_two_of_four_down_halts_without_fork_then_resumes(tmp_path):
+    net = Testnet(tmp_path, validators=4, interval_ms=300)
+    try:
+        net.start()
+        net.wait_height([0, 1, 2, 3], 3)
+        net.procs[2].stop()
+        net.procs[3].stop()
+        time.sleep(1.0)
+        stuck = net.height(0)
+        time.sleep(4.0)
+        assert net.height(0) <= stuck + 1 and net.height(1) <= stuck + 1, "no quorum, no commits"
+        net.procs[2].start()
+        net.procs[3].start()
+        net.wait_height([0, 1, 2, 3], stuck + 4, 90)
+        net.assert_same_chain([0, 1, 2, 3], min(net.height(i) for i in range(4)))
+    finally:
+        net.stop()
+
+
+def test_partition_and_heal_no_divergence(tmp_path):
+    net = Testnet(tmp_path, validators=4, interval_ms=300, proxies=True)
+    try:
+        net.start()
+        net.wait_height([0, 1, 2, 3], 3)
+        net.partition([0, 1], [2, 3])
+        time.sleep(1.5)
+        h = max(net.height(i) for i in range(4))
+        time.sleep(4.0)
+        assert max(net.height(i) for i in range(4)) <= h + 1, "a 2/2 split cannot commit"
+        net.heal_all()
+        net.wait_height([0, 1, 2, 3], h + 4, 90)
+        net.assert_same_chain([0, 1, 2, 3], min(net.height(i) for i in range(4)))
+    finally:
+        net.stop()
+
+
+def test_hostile_peer_is_disconnected_and_honest_nodes_continue(tmp_path):
+    from sharechain.p2p.peers import CHANNEL_BLOCKSYNC, CHANNEL_CONSENSUS, CHANNEL_MEMPOOL
+    from sharechain.p2p.secret_conn import handshake
+
+    net = Testnet(tmp_path, validators=4, interval_ms=300)
+    try:
+        net.start()
+        net.wait_height([0, 1, 2, 3], 3)
+        target = net.homes[0]
+        node_id = target.p2p_node_id()
+
+        async def attack() -> tuple[bool, bool]:
+            import nacl.signing
+
+            # 1. garbage instead of a handshake
+            r, w = await asyncio.open_connection("127.0.0.1", net.p2p_ports[0])
+            w.write(os.urandom(4096))
+            await w.drain()
+            garbage_closed = (await asyncio.wait_for(r.read(1 << 16), 10)) is not None
+            w.close()
+            # 2. an authenticated peer that sends junk on every channel until banned
+            r, w = await asyncio.open_connection("127.0.0.1", net.p2p_ports[0])
+            conn = await handshake(r, w, nacl.signing.SigningKey.generate(), node_id, 10,
+                                   network_id="net-test")
+            junk_rejected = False
+            try:
+                for _ in range(200):
+                    for ch in (CHANNEL_CONSENSUS, CHANNEL_MEMPOOL, CHANNEL_BLOCKSYNC):
+                        await conn.send(bytes([ch]) + os.urandom(300))
+                    await asyncio.sleep(0.01)
+            except Exception:
+                junk_rejected = True
+            if not junk_rejected:
+                try:
+                    await asyncio.wait_for(conn.recv(), 5)
+                    while True:
+                        await asyncio.wait_for(conn.recv(), 5)
+                except Exception:
+                    junk_rejected = True
+            conn.abort()
+            return garbage_closed, junk_rejected
+
+        garbage_closed, junk_rejected = asyncio.run(attack())
+        assert garbage_closed and junk_rejected, "the hostile peer was cut off"
+        h = net.height(0)
+        net.wait_height([0, 1, 2, 3], h + 3, 60)
+        peers = net.status(0)["p2p"]["peers"]
+        assert len(peers) == 3, "only the honest validators stay connected"
+    finally:
+        net.stop()
