@@ -148,3 +148,36 @@ def test_hostile_peer_is_disconnected_and_honest_nodes_continue(tmp_path):
         assert len(peers) == 3, "only the honest validators stay connected"
     finally:
         net.stop()
+
+
+def test_devnet_with_four_in_process_validators(tmp_path):
+    import subprocess
+    import sys
+
+    from sharechain.node.launcher import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "sharechain.cli.main", "devnet", "--home",
+                             str(tmp_path / "dn"), "--validators", "4", "--api-port", str(port),
+                             "--block-interval-ms", "200"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        with Client(f"http://127.0.0.1:{port}") as c:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    c.status()
+                    break
+                except Exception:
+                    assert time.monotonic() < deadline and proc.poll() is None, "devnet did not start"
+                    time.sleep(0.2)
+            res = c.send(PrivateKey.from_name("alice"), SINK, 5)
+            assert res["result"]["ok"]
+            assert c.status()["engine"] == "bft"
+            block = c.block(res["height"])
+            assert len(block["commit"]["sigs"]) >= 3, "committed by > 2/3 of 4 validators"
+            proposers = {c.block(h)["header"]["proposer"] for h in range(1, res["height"] + 1)}
+            assert len(proposers) > 1, "the proposer rotates"
+    finally:
+        proc.terminate()
+        proc.wait(20)

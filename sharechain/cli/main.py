@@ -288,7 +288,8 @@ def devnet(home: Path = typer.Option(Path(".devnet"), help="Devnet folder."),
         node_home.save_node_key(vkeys[0])
         node_home.save_genesis(demo_genesis(DEMO_CHAIN_ID, vkeys, block_interval_ms))
         node_home.save_config(NodeConfig(moniker="devnet", api_port=api_port,
-                                         engine="solo" if validators == 1 else "bft"))
+                                         engine="solo" if validators == 1 else "bft",
+                                         local_validators=validators if validators > 1 else 0))
         ks = Keystore(home / "keys", opslimit=1, memlimit=8192)
         for name in DEMO_ACCOUNTS:
             ks.add(name, "devnet", PrivateKey.from_name(name), overwrite=True)
@@ -301,8 +302,10 @@ def devnet(home: Path = typer.Option(Path(".devnet"), help="Devnet folder."),
     for name in DEMO_ACCOUNTS:
         t.add_row(name, PrivateKey.from_name(name).bech32)
     console.print(t)
+    engine = (f"bft with {cfg.local_validators} in-process validators" if cfg.local_validators > 1
+              else "solo validator")
     console.print(f"chain [bold]{node.chain.chain_id}[/bold] at height {node.chain.height()}, "
-                  f"a block every {node.genesis.consensus.block_interval_ms} ms")
+                  f"{engine}, a block every {node.genesis.consensus.block_interval_ms} ms")
     console.print(f"API:       {url}/v1/status")
     console.print(f"API docs:  {url}/docs")
     console.print(f"Events:    {url}/v1/events")

@@ -31,6 +31,7 @@ class NodeConfig:
     p2p_port: int = 0          # 0: no P2P listener (single-node chains)
     persistent_peers: list[str] = field(default_factory=list)  # "id@host:port"
     p2p_ban_ip: bool = True    # False on loopback testnets, where all peers share one IP
+    local_validators: int = 0  # devnet only: run validators 1..N-1 in this process (LocalBus)
     engine: str = "solo"       # solo | bft
     create_empty_blocks: bool = True
     mempool_bytes_max: int = 64 * 1024 * 1024

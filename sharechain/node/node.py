@@ -15,6 +15,7 @@ from collections import defaultdict
 from typing import Any
 
 from sharechain.consensus.solo import SoloEngine
+from sharechain.errors import ShareChainError
 from sharechain.mempool import MempoolLimits
 from sharechain.node.chain import Chain, CommittedBlock
 from sharechain.node.genesis import load_genesis
@@ -141,6 +142,8 @@ class Node:
             from sharechain.consensus.bft.events import BftConfig
             from sharechain.consensus.bft.wal import FileWal
 
+            if self.config.local_validators > 1:
+                return self._make_local_cluster()
             if self.p2p is None and len(self.chain.validator_set().validators) > 1:
                 raise ValueError("the bft engine with several validators needs P2P "
                                  "(set p2p_port or persistent_peers)")
@@ -197,7 +200,47 @@ class Node:
         for q in list(self._subscribers):
             q.put_nowait(None) if not q.full() else None
         self.chain.close()
+        for ch in getattr(self, "local_chains", []):
+            ch.close()
         log.info("node stopped")
+
+    def _make_local_cluster(self) -> Any:
+        """Devnet: this node plus validators 1..N-1 as in-process chains on a LocalBus.
+
+        Each in-process validator has its own store, mempool and WAL under
+        ``HOME/validatorI``; transactions admitted by this node are forwarded to their
+        mempools, so whoever proposes includes them.
+        """
+        from sharechain.consensus.bft.driver import BftDriver
+        from sharechain.consensus.bft.events import BftConfig
+        from sharechain.consensus.bft.local import LocalBus
+        from sharechain.consensus.bft.wal import FileWal
+        from sharechain.node.devnet import validator_key
+
+        cfg = BftConfig(timeout_commit_ms=self.genesis.consensus.block_interval_ms)
+        bus = LocalBus()
+        self.home.wal_dir.mkdir(parents=True, exist_ok=True)
+        drivers = [BftDriver(self.chain, self.key, bus.endpoint(),
+                             FileWal(self.home.wal_dir / "consensus.wal"), cfg)]
+        self.local_chains = []
+        for i in range(1, self.config.local_validators):
+            vdir = self.home.path / f"validator{i}"
+            vdir.mkdir(parents=True, exist_ok=True)
+            ch = Chain(str(vdir / "data"), self.genesis)
+            self.local_chains.append(ch)
+            drivers.append(BftDriver(ch, validator_key(i, self.chain.chain_id), bus.endpoint(),
+                                     FileWal(vdir / "consensus.wal"), cfg))
+
+        def forward(raw: bytes, tx_hash: bytes) -> None:
+            for ch in self.local_chains:
+                if tx_hash not in ch.mempool:
+                    try:
+                        ch.mempool.add(raw)
+                    except ShareChainError:
+                        pass  # that validator already has it, or cannot take it yet
+
+        self.chain.mempool.on_admit = forward
+        return _DriverRunner(*drivers)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -214,18 +257,21 @@ class _NoTransport:
 
 
 class _DriverRunner:
-    """Gives the BFT driver the run()/stop() shape the node expects of an engine."""
+    """Gives BFT drivers the run()/stop() shape the node expects of an engine."""
 
-    def __init__(self, driver: Any) -> None:
+    def __init__(self, driver: Any, *others: Any) -> None:
         self.driver = driver
+        self.drivers = (driver, *others)
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
-        await self.driver.start()
+        for d in self.drivers:
+            await d.start()
         try:
             await self._stop.wait()
         finally:
-            await self.driver.stop()
+            for d in self.drivers:
+                await d.stop()
 
     def stop(self) -> None:
         self._stop.set()
