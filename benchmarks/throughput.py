@@ -50,7 +50,7 @@ def percentile(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else 0.0
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seconds", type=float, default=20.0, help="submission phase length")
     ap.add_argument("--rate", type=int, default=12000, help="offered load, tx/s")
@@ -58,7 +58,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--block-interval-ms", type=int, default=250)
     ap.add_argument("--block-txs-max", type=int, default=10000)
-    args = ap.parse_args()
+    ap.add_argument("--validators", type=int, default=1,
+                    help="1: one solo node; N>1: N BFT validator processes on loopback "
+                         "(txs are posted to node0 and gossiped)")
+    args = ap.parse_args(argv)
 
     verify_rate = ed25519_verify_per_s()
     print(f"ed25519 verify, one core: {verify_rate:,.0f}/s", flush=True)
@@ -68,13 +71,25 @@ def main() -> None:
     senders = [PrivateKey.from_name(f"bench-{i}") for i in range(args.accounts)]
     dest = PrivateKey.from_name("bench-sink").address
     tmp = Path(tempfile.mkdtemp(prefix="sc-bench-"))
-    port = free_port()
-    vkey = validator_key(0, "bench")
-    doc = demo_genesis("bench", [vkey], args.block_interval_ms,
-                       extra_accounts={f"bench-{i}": 10**12 for i in range(args.accounts)},
-                       block_txs_max=args.block_txs_max)
-    home = make_single_node_home(tmp / "node", doc, vkey, port, create_empty_blocks=True,
-                                 log_level="warning")
+    funded = {f"bench-{i}": 10**12 for i in range(args.accounts)}
+    if args.validators == 1:
+        vkey = validator_key(0, "bench")
+        doc = demo_genesis("bench", [vkey], args.block_interval_ms, extra_accounts=funded,
+                           block_txs_max=args.block_txs_max)
+        homes = [make_single_node_home(tmp / "node", doc, vkey, free_port(),
+                                       create_empty_blocks=True, log_level="warning")]
+    else:
+        from sharechain.node.testnet import write_testnet
+
+        n = args.validators
+        homes = write_testnet(tmp, n, "bench", block_interval_ms=args.block_interval_ms,
+                              p2p_ports=[free_port() for _ in range(n)],
+                              api_ports=[free_port() for _ in range(n)],
+                              extra_accounts=funded, block_txs_max=args.block_txs_max)
+        for h in homes:
+            cfg = h.load_config()
+            cfg.log_level = "warning"
+            h.save_config(cfg)
     print(f"signing {per_acct * args.accounts:,} transfers from {args.accounts} accounts...",
           flush=True)
     # Each submitter thread owns half of the accounts, so every account's nonces arrive in order.
@@ -91,7 +106,12 @@ def main() -> None:
         if cur:
             lanes[lane].append(cur)
 
-    node = NodeProcess(home).start()
+    procs = [NodeProcess(h) for h in homes]
+    for p in procs:
+        p.start(wait=False)
+    for p in procs:
+        p.wait_ready()
+    node = procs[0]
     submitted_at: dict[bytes, float] = {}
     committed_at: dict[bytes, float] = {}
     lock = threading.Lock()
@@ -158,7 +178,8 @@ def main() -> None:
         ends = [committed_at[h] for h in submitted_at if h in committed_at]
     elapsed = (max(ends) - t_start) if ends else float("nan")
     status = client.get("/v1/status").json()
-    node.stop()
+    for p in procs:
+        p.stop()
     figures = {
         "committed_tx": len(lat), "rejected_tx": rejected[0],
         "committed_tx_per_s": round(len(lat) / elapsed, 1),
@@ -168,6 +189,7 @@ def main() -> None:
         "latency_p99_ms": round(percentile(lat, 99) * 1000, 1) if lat else None,
         "submit_phase_s": round(t_submitted - t_start, 2), "height": status["height"],
         "block_interval_ms": args.block_interval_ms, "rejections": reasons,
+        "validators": args.validators,
     }
     print(f"committed {figures['committed_tx']:,} transfers in {elapsed:.1f}s: "
           f"{figures['committed_tx_per_s']:,.0f} tx/s "

@@ -15,14 +15,17 @@ def write_testnet(out: Path, validators: int, chain_id: str = "sharechain-testne
                   base_api_port: int = 8700, block_interval_ms: int = 1000,
                   full_nodes: int = 0, p2p_ports: list[int] | None = None,
                   api_ports: list[int] | None = None,
-                  dial_address: Callable[[int, int], str] | None = None) -> list[Home]:
+                  dial_address: Callable[[int, int], str] | None = None,
+                  extra_accounts: dict[str, int] | None = None,
+                  block_txs_max: int = 10_000) -> list[Home]:
     """Node homes ``out/node0..`` (validators first, then full nodes); returns them.
 
     ``p2p_ports``/``api_ports`` override the consecutive port ranges; ``dial_address(i, j)``
     gives the ``host:port`` node i dials to reach node j (tests route links through proxies).
     """
     keys = [PrivateKey.generate() for _ in range(validators)]
-    doc = demo_genesis(chain_id, keys, block_interval_ms)
+    doc = demo_genesis(chain_id, keys, block_interval_ms, extra_accounts=extra_accounts,
+                       block_txs_max=block_txs_max)
     n = validators + full_nodes
     homes = [Home(out / f"node{i}") for i in range(n)]
     p2p = p2p_ports or [base_p2p_port + i for i in range(n)]
