@@ -40,6 +40,7 @@ from sharechain.store.chainstore import BlockWrite, ChainStore
 log = logging.getLogger("sharechain.chain")
 
 VALSET_KEY = b"consensus/valset"
+VALSET_META_PREFIX = b"valset/"  # meta: validator-set hash -> encoded set, for every set ever used
 VERIFIED_CACHE_LEN_MAX = 50_000
 
 
@@ -103,7 +104,8 @@ class Chain:
             self.app.init_genesis(ctx, g.app_state)
             ctx.set_record(VALSET_KEY, g.validators)
             changes = dict(ctx.state.writes)
-        self.store.write_genesis(g.encoded(), changes, g.genesis_time_ms)
+        self.store.write_genesis(g.encoded(), changes, g.genesis_time_ms,
+                                 {VALSET_META_PREFIX + g.validators.hash(): changes[VALSET_KEY]})
         log.info("initialised chain %s from genesis", g.chain_id)
 
     def _load_valset(self) -> ValidatorSet:
@@ -250,10 +252,13 @@ class Chain:
             changes, results, hashes, accounts, block_events = self.execute(block)
             # The validator set for the next height may be changed by end-block hooks.
             enc_results = [encode_result(r) for r in results]
+            new_valset = changes.get(VALSET_KEY)
             w = BlockWrite(block=block, commit=commit, state_changes=changes,
                            results=enc_results, results_root=merkle_root(enc_results),
                            block_events=encode([to_obj(e) for e in block_events]),
-                           tx_hashes=hashes, tx_accounts=accounts)
+                           tx_hashes=hashes, tx_accounts=accounts,
+                           meta_puts={VALSET_META_PREFIX + sha256(new_valset): new_valset}
+                           if new_valset is not None else None)
             meta = self.store.commit_block(w)
             if VALSET_KEY in changes:
                 self._valset = self._load_valset()
@@ -265,6 +270,20 @@ class Chain:
                 listener(cb)
             except Exception:  # a broken listener must not stop the chain
                 log.exception("block listener failed")
+
+    # ---------------------------------------------------------------- history for consensus
+    def decision_at(self, height: int) -> tuple[Block, Commit] | None:
+        """A committed block with its commit certificate (serves peers catching up)."""
+        block, commit = self.store.block(height), self.store.commit(height)
+        return None if block is None or commit is None else (block, commit)
+
+    def validator_set_at(self, height: int) -> ValidatorSet:
+        """The validator set that signed block ``height`` (named by its header)."""
+        block = self.store.block(height)
+        invariant(block is not None, f"no block at height {height}")
+        raw = self.store.meta_get(VALSET_META_PREFIX + block.header.validators_hash)  # type: ignore[union-attr]
+        invariant(raw is not None, "validator set of a stored block is missing")
+        return from_obj(ValidatorSet, decode(raw))  # type: ignore[arg-type]
 
     # ---------------------------------------------------------------- queries
     def query(self, module: str, name: str, params: dict[str, str]) -> Any:

@@ -19,7 +19,8 @@ from sharechain.errors import ShareChainError
 
 BLOCK_INTERVAL_MS_DEFAULT = 1000
 BLOCK_TXS_MAX_DEFAULT = 10_000
-BLOCK_BYTES_MAX_DEFAULT = 8 * 1024 * 1024
+# Below the BFT proposal cap (4 MiB) and the P2P frame cap, with room for the header and commit.
+BLOCK_BYTES_MAX_DEFAULT = 3 * 1024 * 1024 + 512 * 1024
 
 
 @dataclass

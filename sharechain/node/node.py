@@ -267,9 +267,13 @@ class _DriverRunner:
     async def run(self) -> None:
         for d in self.drivers:
             await d.start()
+        waits = [asyncio.ensure_future(self._stop.wait())] + [d.task for d in self.drivers]
         try:
-            await self._stop.wait()
+            # A driver task ends only on stop() or a fatal error (e.g. the WAL cannot be
+            # fsynced); either way the node must stop rather than run without consensus.
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            waits[0].cancel()
             for d in self.drivers:
                 await d.stop()
 

@@ -69,6 +69,7 @@ class BlockWrite:
     block_events: bytes               # encoded begin/end-block events
     tx_hashes: list[bytes]
     tx_accounts: list[list[bytes]]    # addresses to index each tx under
+    meta_puts: dict[bytes, bytes] | None = None  # extra meta records (e.g. a new validator set)
 
 
 class ChainStore:
@@ -112,6 +113,10 @@ class ChainStore:
     def initialized(self) -> bool:
         return self._meta is not None
 
+    def meta_get(self, key: bytes) -> bytes | None:
+        with self.env.begin(db=self.db_meta) as txn:
+            return txn.get(key)
+
     def genesis_doc(self) -> bytes | None:
         with self.env.begin(db=self.db_meta) as txn:
             return txn.get(b"genesis")
@@ -124,8 +129,10 @@ class ChainStore:
 
     # ---------------------------------------------------------------- writes
     def write_genesis(self, genesis_bytes: bytes, changes: Mapping[bytes, bytes | None],
-                      time_ms: int) -> Meta:
+                      time_ms: int, meta_puts: dict[bytes, bytes] | None = None) -> Meta:
         with self.env.begin(write=True) as txn:
+            for k, v in (meta_puts or {}).items():
+                txn.put(k, v, db=self.db_meta)
             self._put_state(txn, changes)
             root = self.tree.apply(txn, changes)
             meta = Meta(0, root, EMPTY_MERKLE_ROOT, time_ms, b"\x00" * 32)
@@ -162,6 +169,8 @@ class ChainStore:
                 put(pos, res, db=db_results)
                 for a in accts:
                     put(a + pos, th, db=db_acct)
+            for k, v in (w.meta_puts or {}).items():
+                put(k, v, db=self.db_meta)
             meta = Meta(h, root, w.results_root, w.block.header.time_ms, block_hash)
             put(b"meta", self._meta_bytes(meta), db=self.db_meta)
         self._meta = meta
