@@ -14,6 +14,8 @@ from sharechain.node.testnet import write_testnet
 
 
 class LinkProxy:
+    __test__ = False
+
     """A TCP forwarder for one directed link; ``cut()`` drops it, ``heal()`` restores it."""
 
     def __init__(self, target_port: int) -> None:
@@ -84,6 +86,8 @@ class LinkProxy:
 
 
 class LocalTestnet:
+    __test__ = False  # a helper, not a test class
+
     def __init__(self, root: Path, validators: int = 4, interval_ms: int = 300,
                  proxies: bool = False, full_nodes: int = 0) -> None:
         n = validators + full_nodes

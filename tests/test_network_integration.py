@@ -181,3 +181,56 @@ def test_devnet_with_four_in_process_validators(tmp_path):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_full_node_syncs_the_chain_then_follows(tmp_path):
+    import httpx
+
+    net = Testnet(tmp_path, validators=4, interval_ms=200, full_nodes=1)
+    try:
+        net.start([0, 1, 2, 3])
+        net.wait_height([0, 1, 2, 3], 15)
+        net.start([4])  # a non-validator that has never seen the chain
+        target = net.height(0) + 3
+        net.wait_height([4], target, 90)
+        st = net.status(4)
+        assert st["p2p"]["stats"]["blocks_synced"] > 0 or st["height"] >= target
+        net.assert_same_chain([0, 4], target)
+        metrics = httpx.get(net.procs[4].url + "/metrics", timeout=5).text
+        assert "sharechain_height" in metrics and "sharechain_peers 4.0" in metrics
+        assert "sharechain_committed_blocks_total" in metrics
+    finally:
+        net.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(3))
+def test_network_soak_random_kills_and_partitions(tmp_path, seed):
+    """A longer randomized fault run: ./dev.sh soak -k network_soak."""
+    import random
+
+    rng = random.Random(seed)
+    net = Testnet(tmp_path, validators=4, interval_ms=200, proxies=True)
+    try:
+        net.start()
+        net.wait_height([0, 1, 2, 3], 3)
+        for _ in range(6):
+            fault = rng.choice(["kill", "partition", "stop"])
+            victim = rng.randrange(4)
+            if fault == "kill":
+                net.procs[victim].kill()
+            elif fault == "stop":
+                net.procs[victim].stop()
+            else:
+                others = [i for i in range(4) if i != victim]
+                net.partition([victim], others)
+            time.sleep(rng.uniform(1, 3))
+            if fault in ("kill", "stop"):
+                net.procs[victim].start()
+            else:
+                net.heal_all()
+            h = max(net.height(i) for i in range(4) if net.procs[i].proc.poll() is None)
+            net.wait_height([0, 1, 2, 3], h + 2, 120)
+        net.assert_same_chain([0, 1, 2, 3], min(net.height(i) for i in range(4)))
+    finally:
+        net.stop()
