@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import shutil
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 from rich.table import Table
 
 from sharechain.cli.common import (
+    client_for as _client,
     console,
     handle_errors,
-    keyring_dir,
-    node_url,
+    keystore as _keystore,
+    load_key,
     passphrase,
+    print_json as _print_json,
+    print_tx_result,
+    resolve,
 )
-from sharechain.crypto import PrivateKey, bech32_address
+from sharechain.crypto import PrivateKey
 from sharechain.errors import ShareChainError
 
 app = typer.Typer(help="ShareChain: a blockchain for the sharing economy.", no_args_is_help=True,
@@ -35,22 +38,6 @@ app.add_typer(query_app, name="query")
 
 NodeOpt = typer.Option(None, "--node", help="Node API URL (env SHARECHAIN_NODE).")
 KeyringOpt = typer.Option(None, "--keyring", help="Keystore folder (env SHARECHAIN_KEYRING).")
-
-
-def _keystore(path: Optional[Path]) -> Any:
-    from sharechain.keystore import Keystore
-
-    return Keystore(path or keyring_dir())
-
-
-def _client(url: Optional[str]) -> Any:
-    from sharechain.client import Client
-
-    return Client(url or node_url())
-
-
-def _print_json(obj: Any) -> None:
-    console.print_json(json.dumps(obj))
 
 
 # ==================================================================== keys
@@ -121,28 +108,6 @@ def keys_delete(name: str, keyring: Optional[Path] = KeyringOpt,
         typer.confirm(f"Delete key {name}?", abort=True)
     _keystore(keyring).delete(name)
     console.print(f"deleted {name}")
-
-
-def load_key(name: str, keyring: Optional[Path]) -> PrivateKey:
-    return _keystore(keyring).load(name, passphrase(f"Passphrase for {name}"))
-
-
-def resolve(name_or_addr: str, keyring: Optional[Path]) -> bytes:
-    return _keystore(keyring).resolve_address(name_or_addr)
-
-
-def print_tx_result(res: dict[str, Any]) -> None:
-    r = res.get("result")
-    if r is None:
-        console.print(f"submitted tx [bold]{res['hash']}[/bold] ({res.get('status')})")
-        return
-    status = "[green]ok[/green]" if r["ok"] else f"[red]failed[/red] ({r['code']}): {r['message']}"
-    console.print(f"tx [bold]{res['hash']}[/bold] committed at height {res['height']}: {status}"
-                  f"  fee {r['fee']}")
-    for e in r["events"]:
-        console.print(f"  event {e['type']}: {e['attrs']}")
-    if not r["ok"]:
-        raise typer.Exit(1)
 
 
 # ==================================================================== tx

@@ -18,7 +18,6 @@ non-zero.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,12 @@ from typing import Any
 import typer
 
 from sharechain.cli.common import console, handle_errors
+from sharechain.cli.common import (  # the shared plumbing, under this module's names
+    client_for as _client,
+    load_key as _key,
+    resolve as _addr,
+    print_json as _print,
+)
 
 app = typer.Typer(help="Market: cross-platform listings, search, bookings, requests and "
                        "optimal matching.", no_args_is_help=True)
@@ -39,27 +44,12 @@ DurationOpt = typer.Option(..., help="Window length in seconds.")
 
 # ---------------------------------------------------------------- plumbing
 
-def _client(node: str | None) -> Any:
-    from sharechain.cli.common import node_url
-    from sharechain.client import Client
-
-    return Client(node or node_url())
 
 
-def _key(name: str, keyring: Path | None) -> Any:
-    from sharechain.cli.main import load_key
-
-    return load_key(name, keyring)
 
 
-def _addr(name_or_addr: str, keyring: Path | None) -> bytes:
-    from sharechain.cli.main import resolve
-
-    return resolve(name_or_addr, keyring)
 
 
-def _print(obj: Any) -> None:
-    console.print_json(json.dumps(obj))
 
 
 def _api(c: Any) -> Any:

@@ -17,14 +17,20 @@ commit and prints the result; a failed transaction prints its error code and exi
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from sharechain.cli.common import console, handle_errors
+from sharechain.cli.common import handle_errors
+from sharechain.cli.common import (  # the shared plumbing, under this module's names
+    client_for as _client,
+    load_key as _key,
+    resolve as _addr,
+    print_json as _print,
+    print_tx_result as _done,
+)
 
 app = typer.Typer(help="Rentals: offers, reservations, start/return, settlement, claims.",
                   no_args_is_help=True)
@@ -38,33 +44,14 @@ KeyringOpt = typer.Option(None, "--keyring", help="Keystore folder (env SHARECHA
 
 # ---------------------------------------------------------------- plumbing
 
-def _client(node: str | None) -> Any:
-    from sharechain.cli.common import node_url
-    from sharechain.client import Client
-
-    return Client(node or node_url())
 
 
-def _key(name: str, keyring: Path | None) -> Any:
-    from sharechain.cli.main import load_key
-
-    return load_key(name, keyring)
 
 
-def _addr(name_or_addr: str, keyring: Path | None) -> bytes:
-    from sharechain.cli.main import resolve
-
-    return resolve(name_or_addr, keyring)
 
 
-def _print(obj: Any) -> None:
-    console.print_json(json.dumps(obj))
 
 
-def _done(res: dict[str, Any]) -> None:
-    from sharechain.cli.main import print_tx_result
-
-    print_tx_result(res)
 
 
 def _asset_id(c: Any, asset: str) -> bytes:

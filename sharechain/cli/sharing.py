@@ -22,6 +22,13 @@ import typer
 from sharechain.cli.common import console, handle_errors
 from sharechain.crypto import cid_of
 from sharechain.errors import ShareChainError
+from sharechain.cli.common import (  # the shared plumbing, under this module's names
+    client_for as _client,
+    load_key as _key,
+    resolve as _addr,
+    print_json as _print,
+    print_tx_result as _done,
+)
 
 app = typer.Typer(help="Sharing economy: participants, assets and IoT devices.",
                   no_args_is_help=True)
@@ -44,33 +51,14 @@ ShareOpt = typer.Option([], help="Income share HOLDER:BPS (repeatable; default 1
 
 # ---------------------------------------------------------------- plumbing
 
-def _client(node: str | None) -> Any:
-    from sharechain.cli.common import node_url
-    from sharechain.client import Client
-
-    return Client(node or node_url())
 
 
-def _key(name: str, keyring: Path | None) -> Any:
-    from sharechain.cli.main import load_key
-
-    return load_key(name, keyring)
 
 
-def _addr(name_or_addr: str, keyring: Path | None) -> bytes:
-    from sharechain.cli.main import resolve
-
-    return resolve(name_or_addr, keyring)
 
 
-def _print(obj: Any) -> None:
-    console.print_json(json.dumps(obj))
 
 
-def _done(res: dict[str, Any]) -> None:
-    from sharechain.cli.main import print_tx_result
-
-    print_tx_result(res)
 
 
 def _asset_id(c: Any, asset: str) -> bytes:

@@ -19,7 +19,6 @@ and exits non-zero. Reads print the node's JSON.
 
 from __future__ import annotations
 
-import json
 import secrets
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,12 @@ import typer
 from sharechain.cli.common import console, handle_errors
 from sharechain.crypto import bech32_address, cid_of
 from sharechain.errors import ShareChainError
+from sharechain.cli.common import (  # the shared plumbing, under this module's names
+    client_for as _client,
+    load_key as _key,
+    resolve as _addr,
+    print_json as _print,
+)
 
 app = typer.Typer(help="Trust: credit scores, blacklist, bureau reports and arbitration.",
                   no_args_is_help=True)
@@ -56,31 +61,16 @@ DAY_MS = 86_400_000
 
 # ---------------------------------------------------------------- plumbing
 
-def _client(node: str | None) -> Any:
-    from sharechain.cli.common import node_url
-    from sharechain.client import Client
-
-    return Client(node or node_url())
 
 
-def _key(name: str, keyring: Path | None) -> Any:
-    from sharechain.cli.main import load_key
-
-    return load_key(name, keyring)
 
 
-def _addr(name_or_addr: str, keyring: Path | None) -> bytes:
-    from sharechain.cli.main import resolve
-
-    return resolve(name_or_addr, keyring)
 
 
 def _bech(name_or_addr: str, keyring: Path | None) -> str:
     return bech32_address(_addr(name_or_addr, keyring))
 
 
-def _print(obj: Any) -> None:
-    console.print_json(json.dumps(obj))
 
 
 def _send(sender: Any, keyring: Path | None, node: str | None, mtype: str,
