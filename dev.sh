@@ -30,6 +30,7 @@ case "$cmd" in
     exec "$VENV/bin/sharechain" devnet "$@" ;;
   test)
     ensure_venv
+    "$VENV/bin/ruff" check sharechain tests benchmarks
     exec "$VENV/bin/python" -m pytest -n 2 -m "not slow" "$@" ;;
   soak)
     ensure_venv

@@ -17,7 +17,15 @@ from typing import Any
 import cbor2
 import httpx
 
-from sharechain.chain.types import TxBody, ValidatorSet, Validator, decode_block, decode_commit, sign_tx, verify_commit
+from sharechain.chain.types import (
+    TxBody,
+    Validator,
+    ValidatorSet,
+    decode_block,
+    decode_commit,
+    sign_tx,
+    verify_commit,
+)
 from sharechain.crypto import PrivateKey, bech32_address, parse_address
 from sharechain.encoding import decode, to_obj
 from sharechain.errors import ShareChainError

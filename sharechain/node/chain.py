@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sharechain.app.builder import Keepers, build_app
+from sharechain.app.builder import build_app
 from sharechain.app.framework import Context, Event, TxResult
 from sharechain.app.state import Overlay, Readable
 from sharechain.chain.types import (
