@@ -21,11 +21,11 @@ from typing import Any
 
 from sharechain.app.framework import Context
 from sharechain.crypto import PrivateKey, cid_of, parse_address
-from sharechain.encoding import from_obj, to_obj
+from sharechain.encoding import from_obj
 from sharechain.errors import ShareChainError
 from sharechain.modules.arbitration import keys
 from sharechain.modules.arbitration.keeper import ArbitrationKeeper
-from sharechain.modules.arbitration.types import AMOUNT_MAX, Arbitrator, Params
+from sharechain.modules.arbitration.types import AMOUNT_MAX, Arbitrator
 from sharechain.modules.identity.types import ARBITRATOR
 
 
@@ -48,13 +48,8 @@ def make_init(k: ArbitrationKeeper) -> Callable[[Context, dict[str, Any]], None]
         unknown = set(data) - {"params", "stakes"}
         if unknown:
             raise _bad(f"unknown field(s) {sorted(unknown)}")
-        raw = data.get("params", {})
-        if not isinstance(raw, dict):
-            raise _bad("params must be an object")
-        merged = dict(to_obj(Params()))
-        merged.update(raw)
+        params = k.param_store.from_genesis(data.get("params", {}))
         try:
-            params = from_obj(Params, merged, "arbitration.params")
             stakes = [from_obj(GenesisStake, s, f"arbitration.stakes[{i}]")
                       for i, s in enumerate(data.get("stakes", []))]
         except ShareChainError as exc:

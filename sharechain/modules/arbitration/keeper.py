@@ -36,10 +36,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
 
+from sharechain.app.params import ParamStore
 from sharechain.app.framework import Context, Event, module_address
 from sharechain.app.state import Readable
 from sharechain.crypto import bech32_address, sha256
-from sharechain.encoding import decode_trusted, encode, from_obj
+from sharechain.encoding import decode_trusted, encode
 from sharechain.errors import ShareChainError
 from sharechain.modules.arbitration import keys
 from sharechain.modules.arbitration.deps import (
@@ -158,21 +159,14 @@ class ArbitrationKeeper:
         self.rental = rental
         self.assets = assets
         self.credit = credit
-        self._params_raw: bytes | None = None
-        self._params = Params()
+        self.param_store = ParamStore(Params, keys.PARAMS_KEY, "arbitration")
 
     # ================================================================ reads
     def params(self, state: Readable) -> Params:
-        raw = state.get(keys.PARAMS_KEY)
-        if raw is None:
-            return Params()
-        if raw != self._params_raw:
-            self._params = from_obj(Params, decode_trusted(raw))
-            self._params_raw = raw
-        return self._params
+        return self.param_store.get(state)
 
     def set_params(self, ctx: Context, params: Params) -> None:
-        ctx.set_record(keys.PARAMS_KEY, params)
+        self.param_store.set(ctx, params)
 
     def dispute(self, state: Readable, dispute_id: bytes) -> Dispute | None:
         return read_record(state, Dispute, keys.dispute_key(dispute_id))  # type: ignore[no-any-return]

@@ -28,7 +28,7 @@ from sharechain.encoding import from_obj, to_obj
 from sharechain.errors import ShareChainError
 from sharechain.modules.credit import keys
 from sharechain.modules.credit.keeper import CreditKeeper
-from sharechain.modules.credit.types import Consent, Params, TierRule
+from sharechain.modules.credit.types import Consent, TierRule
 from sharechain.modules.identity.common import BPS_DENOM
 from sharechain.modules.identity.types import BUREAU
 
@@ -54,13 +54,8 @@ def make_init(k: CreditKeeper) -> Callable[[Context, dict[str, Any]], None]:
         unknown = set(data) - {"params", "consents"}
         if unknown:
             raise _bad(f"unknown field(s) {sorted(unknown)}")
-        raw = data.get("params", {})
-        if not isinstance(raw, dict):
-            raise _bad("params must be an object")
-        merged = dict(to_obj(Params()))
-        merged.update(raw)
+        params = k.param_store.from_genesis(data.get("params", {}))
         try:
-            params = from_obj(Params, merged, "credit.params")
             consents = [from_obj(GenesisConsent, c, f"credit.consents[{i}]")
                         for i, c in enumerate(data.get("consents", []))]
         except ShareChainError as exc:

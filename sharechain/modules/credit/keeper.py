@@ -24,6 +24,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sharechain.app.params import ParamStore
 from sharechain.app.framework import Context
 from sharechain.app.state import Readable, prefix_end
 from sharechain.crypto import bech32_address
@@ -137,22 +138,14 @@ class CreditKeeper:
     def __init__(self, roles: RoleView, assets: AssetsView) -> None:
         self.roles = roles
         self.assets = assets
-        self._params_raw: bytes | None = None
-        self._params = Params()
+        self.param_store = ParamStore(Params, keys.PARAMS_KEY, "credit")
 
     # ================================================================ parameters and clock
     def params(self, state: Readable) -> Params:
-        raw = state.get(keys.PARAMS_KEY)
-        if raw is None:
-            return Params()
-        if raw != self._params_raw:  # decode once per distinct value
-            self._params = from_obj(Params, decode_trusted(raw))
-            self._params_raw = raw
-        return self._params
+        return self.param_store.get(state)
 
     def set_params(self, ctx: Context, params: Params) -> None:
-        """Genesis (and later governance) sets the scoring policy."""
-        ctx.set_record(keys.PARAMS_KEY, params)
+        self.param_store.set(ctx, params)
 
     def clock(self, state: Readable) -> int:
         """The block time of the last write to credit state: queries without ``at_ms`` score

@@ -18,10 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 from sharechain.app.framework import Context
-from sharechain.encoding import from_obj, to_obj
 from sharechain.errors import ShareChainError
 from sharechain.modules.incentive.keeper import IncentiveKeeper
-from sharechain.modules.incentive.types import AMOUNT_MAX, Params
+from sharechain.modules.incentive.types import AMOUNT_MAX
 
 # Demo rewards: small enough that the demo's balances stay easy to follow; epochs of a minute
 # so the per-epoch cap is visible in a short session.
@@ -42,15 +41,7 @@ def make_init(k: IncentiveKeeper) -> Callable[[Context, dict[str, Any]], None]:
         unknown = set(data) - {"params", "pool"}
         if unknown:
             raise _bad(f"unknown field(s) {sorted(unknown)}")
-        raw = data.get("params", {})
-        if not isinstance(raw, dict):
-            raise _bad("params must be an object")
-        merged = dict(to_obj(Params()))
-        merged.update(raw)
-        try:
-            params = from_obj(Params, merged, "incentive.params")
-        except ShareChainError as exc:
-            raise _bad(exc.message) from None
+        params = k.param_store.from_genesis(data.get("params", {}))
         k.set_params(ctx, params)
         pool = data.get("pool", 0)
         if type(pool) is not int or not 0 <= pool <= AMOUNT_MAX:

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from sharechain.app.params import ParamStore
 from sharechain.app.framework import Context
 from sharechain.app.state import Readable
-from sharechain.encoding import decode_trusted, encode, from_obj, to_obj
+from sharechain.encoding import decode_trusted, encode
 from sharechain.modules.incentive import keys
 from sharechain.modules.incentive.types import (
     BPS_DENOM,
@@ -84,21 +85,14 @@ class IncentiveKeeper:
     def __init__(self, bank: BankPort, roles: RoleView) -> None:
         self.bank = bank
         self.roles = roles
-        self._params_raw: bytes | None = None
-        self._params = Params()
+        self.param_store = ParamStore(Params, keys.PARAMS_KEY, "incentive")
 
     # ================================================================ reads
     def params(self, state: Readable) -> Params:
-        raw = state.get(keys.PARAMS_KEY)
-        if raw is None:
-            return Params()
-        if raw != self._params_raw:
-            self._params = from_obj(Params, decode_trusted(raw))
-            self._params_raw = raw
-        return self._params
+        return self.param_store.get(state)
 
     def set_params(self, ctx: Context, params: Params) -> None:
-        ctx.state.set(keys.PARAMS_KEY, encode(to_obj(params)))
+        self.param_store.set(ctx, params)
 
     def pool_balance(self, state: Readable) -> int:
         return self.bank.balance(state, keys.REWARD_POOL)

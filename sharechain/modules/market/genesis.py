@@ -14,10 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from sharechain.app.framework import Context
-from sharechain.encoding import from_obj, to_obj
 from sharechain.errors import ShareChainError
 from sharechain.modules.market.keeper import MarketKeeper
-from sharechain.modules.market.types import Params
 
 # The devnet demo: a booking platform earns 30 % of the fee on bookings it brings.
 DEMO_PARAMS: dict[str, int] = {"booking_platform_bps": 3_000}
@@ -32,15 +30,7 @@ def make_init(k: MarketKeeper) -> Callable[[Context, dict[str, Any]], None]:
         unknown = set(data) - {"params"}
         if unknown:
             raise _bad(f"unknown field(s) {sorted(unknown)}")
-        raw = data.get("params", {})
-        if not isinstance(raw, dict):
-            raise _bad("params must be an object")
-        merged = dict(to_obj(Params()))
-        merged.update(raw)
-        try:
-            params = from_obj(Params, merged, "market.params")
-        except ShareChainError as exc:
-            raise _bad(exc.message) from None
+        params = k.param_store.from_genesis(data.get("params", {}))
         k.set_params(ctx, params)
     return init
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
+from sharechain.app.params import ParamStore
 from sharechain.app.framework import Context
 from sharechain.app.state import Readable, prefix_end
 from sharechain.crypto import bech32_address
@@ -128,21 +129,14 @@ class MarketKeeper:
         self.rental = rental
         self.roles = roles
         self.assets = assets
-        self._params_raw: bytes | None = None
-        self._params = Params()
+        self.param_store = ParamStore(Params, keys.PARAMS_KEY, "market")
 
     # ================================================================ reads
     def params(self, state: Readable) -> Params:
-        raw = state.get(keys.PARAMS_KEY)
-        if raw is None:
-            return Params()
-        if raw != self._params_raw:
-            self._params = from_obj(Params, decode_trusted(raw))
-            self._params_raw = raw
-        return self._params
+        return self.param_store.get(state)
 
     def set_params(self, ctx: Context, params: Params) -> None:
-        ctx.set_record(keys.PARAMS_KEY, params)
+        self.param_store.set(ctx, params)
 
     @staticmethod
     def _seq(state: Readable, key: bytes) -> int:
