@@ -133,6 +133,27 @@ def from_obj(cls: type[T], obj: Any, where: str = "") -> T:
     return checker(obj, where or cls.__name__)  # type: ignore[no-any-return]
 
 
+_RECORD_CACHE: dict[tuple[type, bytes], Any] = {}
+RECORD_CACHE_LEN_MAX = 8192
+
+
+def record_from_state(cls: type[T], raw: bytes) -> T:
+    """Decode a record the node itself stored, memoised by (class, bytes).
+
+    Records are frozen dataclasses, so one decoded object can stand for every read of the
+    same bytes; modules read the same asset or rental several times per transaction. The
+    cache is dropped wholesale when full (cheap, and no eviction order to maintain).
+    """
+    k = (cls, raw)
+    hit = _RECORD_CACHE.get(k)
+    if hit is None:
+        hit = from_obj(cls, cbor2.loads(raw))
+        if len(_RECORD_CACHE) >= RECORD_CACHE_LEN_MAX:
+            _RECORD_CACHE.clear()
+        _RECORD_CACHE[k] = hit
+    return hit  # type: ignore[no-any-return]
+
+
 def decode_record(cls: type[T], data: bytes, max_bytes: int = ENCODED_BYTES_MAX) -> T:
     return from_obj(cls, decode(data, max_bytes))
 

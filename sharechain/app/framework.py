@@ -27,7 +27,7 @@ from typing import Any
 from sharechain.app.state import Overlay, Readable, prefix_end
 from sharechain.chain.types import Tx
 from sharechain.crypto import sha256
-from sharechain.encoding import decode_trusted, encode, from_obj, to_obj
+from sharechain.encoding import decode_trusted, encode, from_obj, record_from_state, to_obj
 from sharechain.errors import DecodeError, ShareChainError
 
 TX_BASE_COST = 10
@@ -88,7 +88,7 @@ class Context:
 
     def get_record(self, cls: type, key: bytes) -> Any:
         raw = self.state.get(key)
-        return None if raw is None else from_obj(cls, decode_trusted(raw))
+        return None if raw is None else record_from_state(cls, raw)
 
     def set_obj(self, key: bytes, obj: Any) -> None:
         self.state.set(key, encode(obj))

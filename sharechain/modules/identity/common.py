@@ -12,7 +12,7 @@ from typing import Any
 
 from sharechain.app.state import Readable, prefix_end
 from sharechain.crypto import ADDRESS_BYTES, parse_address, parse_cid
-from sharechain.encoding import decode_trusted, from_obj
+from sharechain.encoding import record_from_state
 from sharechain.errors import DecodeError, ShareChainError
 
 BPS_DENOM = 10_000           # basis points in one whole
@@ -131,12 +131,12 @@ def q_limit(q: dict[str, str]) -> int:
 
 def read_record(state: Readable, cls: type, key: bytes) -> Any:
     raw = state.get(key)
-    return None if raw is None else from_obj(cls, decode_trusted(raw))
+    return None if raw is None else record_from_state(cls, raw)
 
 
 def iter_records(state: Readable, cls: type, prefix: bytes) -> Iterable[tuple[bytes, Any]]:
     for k, v in state.iter_range(prefix, prefix_end(prefix)):
-        yield k, from_obj(cls, decode_trusted(v))
+        yield k, record_from_state(cls, v)
 
 
 def page(items: Iterable[Any], limit: int, keep: Callable[[Any], bool] = lambda _: True

@@ -31,7 +31,7 @@ from itertools import islice
 
 from sharechain.app.framework import Context, Event
 from sharechain.app.state import Readable, prefix_end
-from sharechain.encoding import decode_trusted, encode, from_obj, to_obj
+from sharechain.encoding import decode_trusted, encode, from_obj, record_from_state, to_obj
 from sharechain.errors import ShareChainError, invariant
 from sharechain.modules.incentive.keys import REWARD_POOL
 from sharechain.modules.rental import keys, settlement
@@ -161,7 +161,7 @@ class RentalKeeper:
 
     def offer(self, state: Readable, asset_id: bytes) -> Offer | None:
         raw = state.get(keys.offer_key(asset_id))
-        return None if raw is None else from_obj(Offer, decode_trusted(raw))
+        return None if raw is None else record_from_state(Offer, raw)
 
     def rental(self, state: Readable, rental_id: bytes) -> Rental | None:
         raw = state.get(keys.rental_key(rental_id))
@@ -169,7 +169,7 @@ class RentalKeeper:
 
     def claim(self, state: Readable, claim_id: bytes) -> Claim | None:
         raw = state.get(keys.claim_key(claim_id))
-        return None if raw is None else from_obj(Claim, decode_trusted(raw))
+        return None if raw is None else record_from_state(Claim, raw)
 
     def in_use(self, state: Readable, asset_id: bytes) -> bytes | None:
         return state.get(keys.in_use_key(asset_id))
