@@ -111,16 +111,20 @@ def _node(left: bytes, right: bytes) -> bytes:
 EMPTY_MERKLE_ROOT = sha256(b"")
 
 
+def _parent_level(level: list[bytes]) -> list[bytes]:
+    nxt = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+    if len(level) % 2:
+        nxt.append(level[-1])  # an odd node is promoted, as in RFC 6962's split rule
+    return nxt
+
+
 def merkle_root(items: list[bytes]) -> bytes:
     """Root over ``items`` (leaf data, not pre-hashed); the empty list has sha256(b"")."""
     if not items:
         return EMPTY_MERKLE_ROOT
     level = [_leaf(x) for x in items]
     while len(level) > 1:
-        nxt = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            nxt.append(level[-1])  # an odd node is promoted, as in RFC 6962's split rule
-        level = nxt
+        level = _parent_level(level)
     return level[0]
 
 
@@ -141,10 +145,7 @@ def merkle_proof(items: list[bytes], index: int) -> MerkleProof:
         sib = i ^ 1
         if sib < len(level):
             siblings.append(level[sib])
-        nxt = [_node(level[j], level[j + 1]) for j in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
+        level = _parent_level(level)
         i //= 2
     return MerkleProof(index, len(items), tuple(siblings))
 

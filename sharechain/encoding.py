@@ -154,10 +154,6 @@ def record_from_state(cls: type[T], raw: bytes) -> T:
     return hit  # type: ignore[no-any-return]
 
 
-def decode_record(cls: type[T], data: bytes, max_bytes: int = ENCODED_BYTES_MAX) -> T:
-    return from_obj(cls, decode(data, max_bytes))
-
-
 def _compile(tp: Any) -> _Checker:
     if isinstance(tp, type) and tp in _CHECKERS:
         return _CHECKERS[tp]

@@ -19,7 +19,7 @@ import nacl.pwhash
 import nacl.secret
 import nacl.utils
 
-from sharechain.crypto import PrivateKey, bech32_address
+from sharechain.crypto import PrivateKey
 from sharechain.errors import ShareChainError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -121,10 +121,3 @@ class Keystore:
             return parse_address(name_or_address)
         return parse_address(self.info(name_or_address).address)
 
-
-def export_seed_hex(key: PrivateKey) -> str:
-    return key.seed.hex()
-
-
-def address_text(key: PrivateKey) -> str:
-    return bech32_address(key.address)

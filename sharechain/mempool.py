@@ -25,6 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from fractions import Fraction
 
 from sharechain.app.framework import App
 from sharechain.app.state import Readable
@@ -97,15 +98,22 @@ class Mempool:
 
     def add_batch(self, raws: list[bytes]) -> list[Tx | ShareChainError]:
         """Admit many txs; signatures are verified in parallel threads (libsodium drops the GIL)."""
+        return self.admit_many(self.prepare(raws))
+
+    def prepare(self, raws: list[bytes]) -> list[Tx | ShareChainError]:
+        """Parse every tx and verify the signatures of the well-formed ones, in parallel.
+
+        Touches no pool state, so the API runs it in a worker thread and then calls
+        :meth:`admit_many` on the event loop.
+        """
         parsed: list[Tx | ShareChainError] = []
         for raw in raws:
             try:
                 parsed.append(self._parse(raw))
             except ShareChainError as exc:
                 parsed.append(exc)
-        todo = [t for t in parsed if isinstance(t, Tx) and not t.verified]
-        self.verify_many(todo)
-        return self.admit_many(parsed)
+        self.verify_many([t for t in parsed if isinstance(t, Tx) and not t.verified])
+        return parsed
 
     def admit_many(self, parsed: list[Tx | ShareChainError]) -> list[Tx | ShareChainError]:
         """Admit parsed txs whose signatures were checked, with one state snapshot."""
@@ -200,7 +208,7 @@ class Mempool:
         lim = self.limits
         while self.bytes + tx.size > lim.bytes_max or len(self._txs) + 1 > lim.txs_max:
             victim = min((q[-1] for q in self._by_sender.values()),
-                         key=lambda t: t.body.fee / max(t.size, 1), default=None)
+                         key=lambda t: Fraction(t.body.fee, t.size), default=None)
             if victim is None or victim.body.fee * tx.size >= tx.body.fee * victim.size:
                 return False
             self._remove(victim)
@@ -248,9 +256,9 @@ class Mempool:
         self._committed_nonce.clear()
         self._pending_fees.clear()
         self.bytes = 0
-        order = {}
+        committed_nonce: dict[bytes, int] = {}
         for sender, queue in senders:
-            nonce = self.facts.nonce_of(state, sender)
+            nonce = committed_nonce[sender] = self.facts.nonce_of(state, sender)
             balance = self.facts.balance_of(state, sender)
             fees = 0
             for tx in queue:
@@ -265,7 +273,6 @@ class Mempool:
                 fees += tx.body.fee
                 nonce += 1
                 keep.append(tx)
-            order[sender] = self.facts.nonce_of(state, sender)
         dropped = sum(len(q) for _, q in senders) - len(keep)
         self.stats["dropped_on_recheck"] += dropped
         keep.sort(key=lambda t: arrival[t.hash])
@@ -274,7 +281,7 @@ class Mempool:
             q = self._by_sender.get(tx.sender)
             if q is None:
                 self._by_sender[tx.sender] = [tx]
-                self._committed_nonce[tx.sender] = order[tx.sender]
+                self._committed_nonce[tx.sender] = committed_nonce[tx.sender]
                 self._pending_fees[tx.sender] = tx.body.fee
             else:
                 q.append(tx)

@@ -186,3 +186,25 @@ def test_overlay_matches_dict_model(base, operations, lo, hi):
         got = list(child.iter_range(lo, hi))
         assert got == sorted((k, v) for k, v in child_model.items() if lo <= k < hi)
     env.close()
+
+
+def test_slow_event_subscriber_is_dropped_and_told_to_close(tmp_path):
+    from types import SimpleNamespace
+
+    from sharechain.node.launcher import free_port, make_single_node_home
+    from sharechain.node.node import SUBSCRIBER_QUEUE_LEN_MAX, Node
+
+    vkey = validator_key(0, CID)
+    home = make_single_node_home(tmp_path / "n", demo_genesis(CID, [vkey], genesis_time_ms=1),
+                                 vkey, free_port())
+    node = Node(home)
+    try:
+        q = node.subscribe()
+        block = SimpleNamespace(tx_hashes=[], results=[], commit=SimpleNamespace(round=0))
+        for _ in range(SUBSCRIBER_QUEUE_LEN_MAX + 1):  # the subscriber never reads
+            node._on_commit(block)  # type: ignore[arg-type]
+        items = [q.get_nowait() for _ in range(q.qsize())]
+        assert items[-1] is None, "the dropped subscriber's stream must end"
+        assert q not in node._subscribers
+    finally:
+        node.chain.close()

@@ -110,7 +110,7 @@ def create_app(node: "Node") -> FastAPI:
         from sharechain.app.framework import TX_BASE_COST
 
         with chain.store.view() as view:
-            unit = int(auth.params(view)["fee_per_cost_unit"])
+            unit = auth.fee_per_cost_unit(view)
         return {"tx_base_cost": TX_BASE_COST, "fee_per_cost_unit": unit,
                 "costs": {t: s.cost for t, s in sorted(chain.app.msg_specs.items())}}
 
@@ -167,9 +167,10 @@ def create_app(node: "Node") -> FastAPI:
             raise _err("invalid_request", "batch body must be a CBOR array of byte strings")
         if len(raws) > BATCH_TXS_MAX:
             raise _err("payload_too_large", f"a batch holds at most {BATCH_TXS_MAX} txs")
-        # Parsing runs here; signature checks run in worker threads (libsodium drops the GIL).
+        # Parsing and signature checks run off the event loop (signatures in parallel:
+        # libsodium drops the GIL); admission, which touches the pool, runs here.
         loop = asyncio.get_running_loop()
-        parsed = await loop.run_in_executor(None, _parse_and_verify, chain, raws)
+        parsed = await loop.run_in_executor(None, chain.mempool.prepare, raws)
         out = []
         accepted = 0
         for item in chain.mempool.admit_many(parsed):
@@ -298,14 +299,3 @@ def create_app(node: "Node") -> FastAPI:
 
     return api
 
-
-def _parse_and_verify(chain: Any, raws: list[bytes]) -> list[Any]:
-    """Runs in a worker thread: decode every tx, then verify signatures in parallel."""
-    out: list[Any] = []
-    for raw in raws:
-        try:
-            out.append(chain.mempool._parse(raw))
-        except ShareChainError as exc:
-            out.append(exc)
-    chain.mempool.verify_many([t for t in out if not isinstance(t, ShareChainError)])
-    return out

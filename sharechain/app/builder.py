@@ -27,7 +27,6 @@ def build_app(chain_id: str) -> tuple[App, Ante, Keepers]:
     modules = [auth.module(), bank.module(bank_keeper)]
     modules += _extra_modules(keepers)
     app = App(modules, chain_id)
-    app.keepers = {"bank": bank_keeper}
 
     def charge_fee(ctx: Context, payer: bytes, fee: int) -> None:
         if fee:

@@ -160,8 +160,6 @@ class App:
                 if spec.type in self.msg_specs:
                     raise ValueError(f"message type {spec.type} registered twice")
                 self.msg_specs[spec.type] = spec
-        self.fee_per_cost_unit = 1  # replaced from state params at each block
-        self.keepers: dict[str, Any] = {}
 
     # ---------------------------------------------------------- checks shared by mempool
     def decode_msgs(self, tx: Tx) -> None:

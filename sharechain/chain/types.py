@@ -159,10 +159,6 @@ def verify_tx_signature(tx: Tx) -> bool:
     return tx.verified
 
 
-def make_tx_body_bytes(body: TxBody) -> bytes:
-    return encode(body)
-
-
 def sign_tx(body: TxBody, sign: Any) -> bytes:
     """Encoded signed tx; ``sign`` is a callable bytes -> 64-byte signature."""
     body_bytes = encode(body)

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from sharechain.cli.common import console, handle_errors
 from sharechain.errors import ShareChainError
+from sharechain.node.home import Home
 
 
 def register(app: typer.Typer) -> None:
@@ -61,7 +62,7 @@ def register(app: typer.Typer) -> None:
         if not (root / "node0" / "config.json").exists():
             write_testnet(root, validators, base_p2p_port=base_p2p_port,
                           base_api_port=base_api_port, block_interval_ms=block_interval_ms)
-        procs = [NodeProcess(Home_(root / f"node{i}")) for i in range(validators)]
+        procs = [NodeProcess(Home(root / f"node{i}")) for i in range(validators)]
         for p in procs:
             p.start(wait=False)
         console.print(f"localnet of {validators} validators in {root}; Ctrl-C stops them")
@@ -76,12 +77,6 @@ def register(app: typer.Typer) -> None:
             for p in procs:
                 p.stop()
             console.print("stopped")
-
-
-def Home_(path: Path):  # noqa: N802 - tiny factory kept local to avoid an import cycle
-    from sharechain.node.home import Home
-
-    return Home(path)
 
 
 def _table(procs: list) -> Table:

@@ -210,16 +210,17 @@ class Client:
         """Sign and submit; with ``wait`` return the committed result; with ``check`` raise
         :class:`TxFailed` if the committed tx failed."""
         for attempt in range(2):
-            raw = self.build_tx(key, msgs, **kw)
+            nonce = kw["nonce"] if kw.get("nonce") is not None else self.next_nonce(key)
+            raw = self.build_tx(key, msgs, **{**kw, "nonce": nonce})
             try:
                 res = self.submit(raw, "commit" if wait else "sync")
             except ShareChainError as exc:
                 if exc.code in ("nonce_reused", "nonce_in_future") and attempt == 0 \
-                        and "nonce" not in kw:
+                        and kw.get("nonce") is None:
                     self._nonces.pop(key.address, None)
                     continue
                 raise
-            self._nonces[key.address] = decode_nonce(raw) + 1
+            self._nonces[key.address] = nonce + 1
             if wait and check and not res["result"]["ok"]:
                 r = res["result"]
                 raise TxFailed(r["code"], r["message"], res)
@@ -235,6 +236,3 @@ class Client:
         outs = [{"to": _addr(a), "amount": n} for a, n in outputs]
         return self.broadcast(key, [("bank/multi_send", {"outputs": outs})], **kw)
 
-
-def decode_nonce(raw: bytes) -> int:
-    return int(decode(decode(raw)["body"])["nonce"])

@@ -19,7 +19,7 @@ from typing import Any
 
 from sharechain.app.builder import build_app
 from sharechain.app.framework import Context, Event, TxResult
-from sharechain.app.state import Overlay, Readable
+from sharechain.app.state import CommittedView, Overlay, Readable
 from sharechain.chain.types import (
     Block,
     Commit,
@@ -87,7 +87,7 @@ class Chain:
             state=self._state_view,
             nonce_of=auth.get_nonce,
             balance_of=self.keepers.bank.balance,
-            fee_per_cost_unit=lambda s: int(auth.params(s)["fee_per_cost_unit"]),
+            fee_per_cost_unit=auth.fee_per_cost_unit,
             is_committed=self.store.has_tx,
         ), mempool_limits)
         self.listeners: list[Callable[[CommittedBlock], None]] = []
@@ -125,10 +125,9 @@ class Chain:
         return self._valset
 
     def _state_view(self) -> Readable:
-        # A fresh snapshot for admission checks; cheap in LMDB (a reader slot).
-        txn = self.store.env.begin(buffers=False)
-        from sharechain.app.state import CommittedView
-        return CommittedView(txn, self.store.db_state)
+        # A fresh snapshot for admission checks; cheap in LMDB (a reader slot, released
+        # when the view is dropped).
+        return CommittedView(self.store.env.begin(buffers=False), self.store.db_state)
 
     def propose_block(self, height: int, time_ms: int, proposer: bytes) -> Block:
         meta = self.store.meta

@@ -62,8 +62,7 @@ class Node:
                             f.set_result((cb.block.header.height, i, cb.results[i]))
         for q in list(self._subscribers):
             if q.full():
-                self._subscribers.discard(q)  # a slow subscriber is dropped, not waited for
-                q.put_nowait(None) if not q.full() else None
+                self._close_subscriber(q)  # a slow subscriber is dropped, not waited for
             else:
                 q.put_nowait(cb)
 
@@ -88,6 +87,14 @@ class Node:
 
     def unsubscribe(self, q: asyncio.Queue[CommittedBlock | None]) -> None:
         self._subscribers.discard(q)
+
+    def _close_subscriber(self, q: asyncio.Queue[CommittedBlock | None]) -> None:
+        """Drop a subscriber and make its stream end: its queue may be full, so make room
+        for the closing ``None`` (the subscriber is being cut off; it loses that block)."""
+        self._subscribers.discard(q)
+        if q.full():
+            q.get_nowait()
+        q.put_nowait(None)
 
     # ---------------------------------------------------------------- running
     def status(self) -> dict[str, Any]:
@@ -199,7 +206,7 @@ class Node:
         if self.p2p is not None:
             await self.p2p.stop()
         for q in list(self._subscribers):
-            q.put_nowait(None) if not q.full() else None
+            self._close_subscriber(q)
         self.chain.close()
         for ch in getattr(self, "local_chains", []):
             ch.close()

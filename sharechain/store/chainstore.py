@@ -182,9 +182,6 @@ class ChainStore:
         with self.env.begin(buffers=False) as txn:
             yield CommittedView(txn, self.db_state)
 
-    def read_txn(self) -> lmdb.Transaction:
-        return self.env.begin()
-
     def block(self, height: int) -> Block | None:
         with self.env.begin(db=self.db_blocks) as txn:
             raw = txn.get(hkey(height))
