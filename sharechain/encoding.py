@@ -144,6 +144,11 @@ def record_from_state(cls: type[T], raw: bytes) -> T:
     same bytes; modules read the same asset or rental several times per transaction. The
     cache is dropped wholesale when full (cheap, and no eviction order to maintain).
     """
+    shareable = _SHAREABLE.get(cls)
+    if shareable is None:
+        shareable = _SHAREABLE[cls] = _immutable_record(cls)
+    if not shareable:
+        return from_obj(cls, cbor2.loads(raw))
     k = (cls, raw)
     hit = _RECORD_CACHE.get(k)
     if hit is None:
@@ -152,6 +157,27 @@ def record_from_state(cls: type[T], raw: bytes) -> T:
             _RECORD_CACHE.clear()
         _RECORD_CACHE[k] = hit
     return hit  # type: ignore[no-any-return]
+
+
+_SHAREABLE: dict[type, bool] = {}
+
+
+def _immutable_record(tp: Any) -> bool:
+    """True if decoded values of ``tp`` cannot be changed in place: frozen records, tuples
+    and scalars all the way down. A record holding a dict is decoded afresh on every read,
+    so no caller can alter what another caller sees."""
+    if dataclasses.is_dataclass(tp):
+        params = getattr(tp, "__dataclass_params__", None)
+        if params is None or not params.frozen:
+            return False
+        hints = typing.get_type_hints(tp)
+        return all(_immutable_record(hints[f.name]) for f in dataclasses.fields(tp))
+    origin = typing.get_origin(tp)
+    if origin is dict or tp is dict or tp is list or origin is list or tp is Any:
+        return False
+    if origin in (tuple, typing.Union, types.UnionType):
+        return all(_immutable_record(a) for a in typing.get_args(tp) if a is not Ellipsis)
+    return tp in (int, str, bytes, bool, type(None))
 
 
 def _compile(tp: Any) -> _Checker:

@@ -19,6 +19,7 @@ _STATUS_BY_CODE: dict[str, int] = {
     "role_required": 403,
     "duplicate_tx": 409,
     "mempool_full": 503,
+    "busy": 503,
     "timeout": 504,
     "payload_too_large": 413,
     "tx_too_large": 413,

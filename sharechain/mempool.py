@@ -74,7 +74,8 @@ class Mempool:
         self.bytes = 0
         self._pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="sigverify")
         self.stats = {"admitted": 0, "rejected": 0, "evicted": 0, "dropped_on_recheck": 0}
-        self.on_admit: Callable[[bytes, bytes], None] | None = None  # (raw, hash): gossip hook
+        # Called with (raw, hash) for every admitted tx: P2P gossip, local validators.
+        self.on_admit: list[Callable[[bytes, bytes], None]] = []
 
     def __len__(self) -> int:
         return len(self._txs)
@@ -200,8 +201,8 @@ class Mempool:
         self._pending_fees[sender] = fees
         self.bytes += tx.size
         self.stats["admitted"] += 1
-        if self.on_admit is not None:
-            self.on_admit(tx.raw, tx.hash)
+        for hook in self.on_admit:
+            hook(tx.raw, tx.hash)
         return tx
 
     def _make_room(self, tx: Tx) -> bool:

@@ -6,10 +6,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from sharechain.client import Client
 from sharechain.node.devnet import demo_genesis, validator_key
 from sharechain.node.launcher import NodeProcess, free_port, make_single_node_home
+
+# Property tests check logic, not speed: on a loaded 2-core CI machine a per-example time
+# limit only produces flaky failures.
+settings.register_profile("sharechain", deadline=None)
+settings.load_profile("sharechain")
 
 CHAIN_ID = "test-chain"
 

@@ -14,9 +14,9 @@ from sharechain.node.testnet import write_testnet
 
 
 class LinkProxy:
-    __test__ = False
-
     """A TCP forwarder for one directed link; ``cut()`` drops it, ``heal()`` restores it."""
+
+    __test__ = False
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -148,8 +148,8 @@ class LocalTestnet:
     def assert_same_chain(self, nodes: list[int], upto: int) -> None:
         """Every node has the same block hash and state root at every height."""
         for h in range(1, upto + 1):
-            seen = {(self.block(i, h)["hash"], self.block(i, h)["header"]["state_root"])
-                    for i in nodes}
+            blocks = [self.block(i, h) for i in nodes]
+            seen = {(b["hash"], b["header"]["state_root"]) for b in blocks}
             assert len(seen) == 1, f"nodes disagree at height {h}: {seen}"
 
     def partition(self, group_a: list[int], group_b: list[int]) -> None:

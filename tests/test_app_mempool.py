@@ -208,3 +208,56 @@ def test_slow_event_subscriber_is_dropped_and_told_to_close(tmp_path):
         assert q not in node._subscribers
     finally:
         node.chain.close()
+
+
+def test_block_hooks_have_a_block_budget_and_txs_one_per_message():
+    """A busy end-block (sweeps of several modules) must never fail on the per-tx event cap."""
+    from sharechain.app.framework import EVENTS_PER_MSG_MAX, Context, Module
+
+    ch, _ = make_chain()
+    fired = []
+
+    def sweep(ctx: Context) -> None:
+        for i in range(EVENTS_PER_MSG_MAX + 50):
+            child = ctx.branch()
+            child.emit("due", i=i)
+            ctx.merge(child)
+        fired.append(len(ctx.events))
+
+    ch.app.modules.append(Module("sweep_a", end_block=sweep))
+    ch.app.modules.append(Module("sweep_b", end_block=sweep))
+    eng = SoloEngine(ch, validator_key(0, CID), 100)
+    eng.produce(2_000)
+    assert fired == [EVENTS_PER_MSG_MAX + 50, 2 * (EVENTS_PER_MSG_MAX + 50)]
+    with ch.store.view() as v:
+        ctx = Context(Overlay(v), CID, 1, 1, b"", ch.app)
+    tx_ctx = ctx.branch()
+    tx_ctx.events_max = EVENTS_PER_MSG_MAX
+    for _ in range(EVENTS_PER_MSG_MAX):
+        tx_ctx.emit("e")
+    with pytest.raises(ShareChainError) as e:
+        tx_ctx.emit("one too many")
+    assert e.value.code == "too_many_events"
+    child = tx_ctx.branch()
+    assert child.events_max == 0, "a branch spends its parent's remaining budget"
+
+
+def test_record_cache_never_shares_records_holding_dicts():
+    from dataclasses import dataclass
+
+    from sharechain.encoding import encode, record_from_state
+
+    @dataclass(frozen=True)
+    class WithDict:
+        weights: dict[str, int]
+
+    @dataclass(frozen=True)
+    class Frozen:
+        items: tuple[int, ...]
+
+    raw = encode({"weights": {"a": 1}})
+    first = record_from_state(WithDict, raw)
+    first.weights["a"] = 99  # a careless caller
+    assert record_from_state(WithDict, raw).weights == {"a": 1}
+    raw2 = encode({"items": [1, 2]})
+    assert record_from_state(Frozen, raw2) is record_from_state(Frozen, raw2)

@@ -31,7 +31,11 @@ from sharechain.encoding import decode_trusted, encode, from_obj, record_from_st
 from sharechain.errors import DecodeError, ShareChainError
 
 TX_BASE_COST = 10
-EVENTS_PER_TX_MAX = 256
+# Event budgets. A transaction may emit this many per message it carries; block hooks share
+# one block-level budget, far above what the modules' bounded sweeps can produce, so a busy
+# block never fails its end-block (which would halt every node on the same block).
+EVENTS_PER_MSG_MAX = 256
+EVENTS_PER_BLOCK_HOOKS_MAX = 100_000
 
 
 def module_address(name: str) -> bytes:
@@ -61,7 +65,7 @@ class Context:
     """What a handler or hook sees: state, block facts, the sender, and an event sink."""
 
     __slots__ = ("state", "chain_id", "height", "time_ms", "proposer", "sender", "tx_hash",
-                 "events", "app", "prev_hash")
+                 "events", "events_max", "app", "prev_hash")
 
     def __init__(self, state: Overlay, chain_id: str, height: int, time_ms: int,
                  proposer: bytes, app: "App") -> None:
@@ -73,6 +77,7 @@ class Context:
         self.sender = b""
         self.tx_hash = b""
         self.events: list[Event] = []
+        self.events_max = EVENTS_PER_BLOCK_HOOKS_MAX
         self.app = app
         # The previous block's header hash (b"" at genesis and where no block is executed);
         # set by the node. arbitration seeds its panel draws from it.
@@ -109,17 +114,24 @@ class Context:
         return self.state.iter_range(start, end)
 
     def emit(self, type_: str, **attrs: Any) -> None:
-        if len(self.events) >= EVENTS_PER_TX_MAX:
-            raise ShareChainError("too_many_events", "a transaction emitted too many events")
+        if len(self.events) >= self.events_max:
+            raise ShareChainError("too_many_events", "too many events emitted")
         self.events.append(Event(type_, attrs))
 
     def branch(self) -> "Context":
+        """A child whose writes and events count only once :meth:`merge` takes them."""
         child = Context(Overlay(self.state), self.chain_id, self.height, self.time_ms,
                         self.proposer, self.app)
         child.sender = self.sender
         child.tx_hash = self.tx_hash
         child.prev_hash = self.prev_hash
+        child.events_max = self.events_max - len(self.events)  # it spends our budget
         return child
+
+    def merge(self, child: "Context") -> None:
+        """Keep a successful child's writes and events."""
+        child.state.merge_into_parent()
+        self.events.extend(child.events)
 
 
 Handler = Callable[[Context, Any], None]
@@ -214,6 +226,7 @@ class App:
     def deliver_tx(self, block_ctx: Context, tx: Tx, ante: "Ante") -> TxResult:
         """Execute one tx on top of ``block_ctx``'s overlay; never raises ShareChainError."""
         ante_ctx = block_ctx.branch()
+        ante_ctx.events_max = EVENTS_PER_MSG_MAX * len(tx.body.msgs)
         ante_ctx.sender = tx.sender
         ante_ctx.tx_hash = tx.hash
         try:

@@ -1,8 +1,9 @@
-"""Module parameters kept in state: one record per module, set at genesis (later by governance).
+"""Module parameters kept in state: one record per module, set at genesis (later by
+governance).
 
-:class:`ParamStore` reads the record (decoding it once per distinct stored value, since it
-is read on hot paths), writes it, and builds it from a genesis section in which any
-field may be left out to take its default.
+:class:`ParamStore` reads the record (through :func:`record_from_state`, which decodes a
+stored value once and shares it when the record is immutable), writes it, and builds it
+from a genesis section in which any field may be left out to take its default.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from sharechain.app.framework import Context
 from sharechain.app.state import Readable
-from sharechain.encoding import decode_trusted, from_obj, to_obj
+from sharechain.encoding import from_obj, record_from_state, to_obj
 from sharechain.errors import ShareChainError
 
 P = TypeVar("P")
@@ -22,17 +23,10 @@ class ParamStore(Generic[P]):
         self.cls = cls
         self.key = key
         self.module = module
-        self._raw: bytes | None = None
-        self._value: P = cls()
 
     def get(self, state: Readable) -> P:
         raw = state.get(self.key)
-        if raw is None:
-            return self.cls()
-        if raw != self._raw:
-            self._value = from_obj(self.cls, decode_trusted(raw))
-            self._raw = raw
-        return self._value
+        return self.cls() if raw is None else record_from_state(self.cls, raw)
 
     def set(self, ctx: Context, params: P) -> None:
         ctx.set_record(self.key, params)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +31,7 @@ from sharechain.chain.types import (
 from sharechain.crypto import merkle_root, sha256
 from sharechain.encoding import decode, encode, from_obj, to_obj
 from sharechain.errors import DecodeError, ShareChainError, invariant
+from sharechain.lru import BoundedMap
 from sharechain.mempool import ChainFacts, Mempool, MempoolLimits
 from sharechain.modules import auth
 from sharechain.node.genesis import Genesis
@@ -81,7 +81,7 @@ class Chain:
             raise ShareChainError("genesis_mismatch",
                                   "the data directory was created from a different genesis")
         self._valset = self._load_valset()
-        self._verified: OrderedDict[bytes, Tx] = OrderedDict()
+        self._verified: BoundedMap[bytes, Tx] = BoundedMap(VERIFIED_CACHE_LEN_MAX)
         self.mempool = Mempool(self.app, ChainFacts(
             next_height=lambda: self.height() + 1,
             state=self._state_view,
@@ -197,9 +197,7 @@ class Chain:
             self._remember_verified(tx)
 
     def _remember_verified(self, tx: Tx) -> None:
-        self._verified[tx.hash] = tx
-        if len(self._verified) > VERIFIED_CACHE_LEN_MAX:
-            self._verified.popitem(last=False)
+        self._verified.put(tx.hash, tx)
 
     # ---------------------------------------------------------------- execution
     def _tx_for(self, raw: bytes) -> Tx | None:

@@ -68,9 +68,11 @@ class Node:
 
     def wait_for_tx(self, tx_hash: bytes) -> asyncio.Future[Any]:
         assert self.loop is not None
+        if len(self._waiters) >= WAITERS_MAX:
+            raise ShareChainError("busy", "too many clients are waiting for commits; "
+                                  "submit with mode=sync and poll the tx instead")
         fut: asyncio.Future[Any] = self.loop.create_future()
-        if len(self._waiters) < WAITERS_MAX:
-            self._waiters[tx_hash].append(fut)
+        self._waiters[tx_hash].append(fut)
         return fut
 
     def cancel_wait(self, tx_hash: bytes, fut: asyncio.Future[Any]) -> None:
@@ -174,7 +176,7 @@ class Node:
         self.p2p = self._make_network()
         if self.p2p is not None:
             await self.p2p.start()
-            self.chain.mempool.on_admit = self.p2p.tx_admitted_locally
+            self.chain.mempool.on_admit.append(self.p2p.tx_admitted_locally)
         self.engine = self._make_engine()
         if self.p2p is not None and isinstance(self.engine, _DriverRunner):
             self.p2p.on_synced_block = self.engine.chain_advanced
@@ -247,7 +249,7 @@ class Node:
                     except ShareChainError:
                         pass  # that validator already has it, or cannot take it yet
 
-        self.chain.mempool.on_admit = forward
+        self.chain.mempool.on_admit.append(forward)
         return _DriverRunner(*drivers)
 
     def request_stop(self) -> None:
@@ -273,10 +275,11 @@ class _DriverRunner:
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
-        for d in self.drivers:
-            await d.start()
-        waits = [asyncio.ensure_future(self._stop.wait())] + [d.task for d in self.drivers]
+        waits = [asyncio.ensure_future(self._stop.wait())]
         try:
+            for d in self.drivers:  # inside the try: a failed start stops those started
+                await d.start()
+            waits += [d.task for d in self.drivers]
             # A driver task ends only on stop() or a fatal error (e.g. the WAL cannot be
             # fsynced); either way the node must stop rather than run without consensus.
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)

@@ -191,6 +191,10 @@ class ChainStore:
         with self.env.begin(db=self.db_blocks) as txn:
             return txn.get(hkey(height))
 
+    def commit_raw(self, height: int) -> bytes | None:
+        with self.env.begin(db=self.db_commits) as txn:
+            return txn.get(hkey(height))
+
     def commit(self, height: int) -> Commit | None:
         with self.env.begin(db=self.db_commits) as txn:
             raw = txn.get(hkey(height))

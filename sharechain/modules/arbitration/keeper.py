@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from itertools import islice
 
 from sharechain.app.params import ParamStore
-from sharechain.app.framework import Context, Event, module_address
+from sharechain.app.framework import Context, module_address
 from sharechain.app.state import Readable
 from sharechain.crypto import bech32_address, sha256
 from sharechain.encoding import decode_trusted, encode
@@ -515,11 +515,10 @@ class ArbitrationKeeper:
         except ShareChainError as exc:
             # A bug-free dispute never gets here; if one does, it must not stall the sweep.
             ctx.state.delete(key)
-            ctx.events.append(Event("arbitration_sweep_failed", {
-                "dispute_id": dispute_id, "code": exc.code, "message": exc.message}))
+            ctx.emit("arbitration_sweep_failed", dispute_id=dispute_id, code=exc.code,
+                     message=exc.message)
             return
-        child.state.merge_into_parent()
-        ctx.events.extend(child.events)
+        ctx.merge(child)
 
     def _on_due(self, ctx: Context, d: Dispute) -> None:
         if d.state == AWAITING_RESPONSE:
@@ -696,8 +695,7 @@ class ArbitrationKeeper:
             fn(child)  # type: ignore[operator]
         except ShareChainError as exc:
             return f"failed ({exc.code}): {exc.message}"
-        child.state.merge_into_parent()
-        ctx.events.extend(child.events)
+        ctx.merge(child)
         return "ok"
 
     def _execute(self, ctx: Context, d: Dispute, outcome: str) -> str:

@@ -6,7 +6,8 @@ import dataclasses
 from typing import Any
 
 from sharechain.app.framework import Context
-from sharechain.encoding import decode, encode
+from sharechain.encoding import decode_trusted as decode  # values this node stored
+from sharechain.encoding import encode
 from sharechain.errors import ShareChainError
 from sharechain.modules.assets import keys
 from sharechain.modules.assets.keeper import AssetsKeeper

@@ -16,7 +16,8 @@ from typing import Protocol
 from sharechain.app.framework import Context
 from sharechain.app.state import Readable
 from sharechain.crypto import bech32_address
-from sharechain.encoding import decode, encode
+from sharechain.encoding import decode_trusted as decode  # values this node stored
+from sharechain.encoding import encode
 from sharechain.errors import ShareChainError
 from sharechain.modules.assets import keys
 from sharechain.modules.assets.types import (

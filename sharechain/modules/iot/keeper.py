@@ -27,7 +27,8 @@ from typing import Protocol
 from sharechain.app.framework import Context
 from sharechain.app.state import Readable
 from sharechain.crypto import address_of, bech32_address, verify
-from sharechain.encoding import decode, encode
+from sharechain.encoding import decode_trusted as decode  # values this node stored
+from sharechain.encoding import encode
 from sharechain.errors import ShareChainError
 from sharechain.modules.assets.types import Asset, AssetClass
 from sharechain.modules.identity.common import read_record
@@ -181,9 +182,7 @@ class IotKeeper:
                 ctx.emit("report_listener_failed", device=d.id, counter=r.counter,
                          kind=r.kind, code=exc.code, message=exc.message)
                 continue
-            child.state.merge_into_parent()
-            for e in child.events:
-                ctx.emit(e.type, **e.attrs)
+            ctx.merge(child)
 
     def add_anchor(self, ctx: Context, rec: AnchorRecord) -> None:
         ctx.set_record(keys.anchor_key(rec.id), rec)

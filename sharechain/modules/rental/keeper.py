@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 from itertools import islice
 
-from sharechain.app.framework import Context, Event
+from sharechain.app.framework import Context
 from sharechain.app.state import Readable, prefix_end
 from sharechain.encoding import decode_trusted, encode, from_obj, record_from_state, to_obj
 from sharechain.errors import ShareChainError, invariant
@@ -705,12 +705,10 @@ class RentalKeeper:
                 # A due item another module's state now refuses (say, a frozen asset) must not
                 # stall the sweep: it leaves the index with an event saying why.
                 ctx.state.delete(key)
-                ctx.events.append(Event("rental_sweep_failed", {
-                    "item_id": item_id, "kind": kind, "code": exc.code,
-                    "message": exc.message}))
+                ctx.emit("rental_sweep_failed", item_id=item_id, kind=kind, code=exc.code,
+                         message=exc.message)
                 continue
-            child.state.merge_into_parent()
-            ctx.events.extend(child.events)
+            ctx.merge(child)
 
     def _run_due(self, ctx: Context, kind: int, item_id: bytes) -> None:
         if kind == keys.DUE_CLAIM:

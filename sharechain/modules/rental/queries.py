@@ -18,7 +18,8 @@ from typing import Any
 
 from sharechain.app.framework import Query
 from sharechain.app.state import Readable, prefix_end
-from sharechain.encoding import decode, to_obj
+from sharechain.encoding import decode_trusted as decode  # values this node stored
+from sharechain.encoding import to_obj
 from sharechain.errors import ShareChainError
 from sharechain.modules.identity.common import q_address, q_hex, q_int, q_limit
 from sharechain.modules.rental import keys, settlement
