@@ -92,6 +92,12 @@ class Recorder:
     def set_receiver(self, callback: object) -> None:
         pass
 
+    def relay(self, msg_bytes: bytes) -> None:
+        pass
+
+    def reject(self, msg_bytes: bytes, reason: str) -> None:
+        pass
+
 
 def test_one_validator_behaves_like_solo_and_persists_before_sending():
     async def main() -> None:

@@ -14,7 +14,9 @@ voting power, which anyone who syncs the block checks with :func:`verify_commit`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sharechain.crypto import (
@@ -178,9 +180,14 @@ class Validator:
         return address_of(self.pub_key)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # not slots: cached_property needs the instance __dict__
 class ValidatorSet:
-    """Validators ordered by address; voting power is a positive integer."""
+    """Validators ordered by address; voting power is a positive integer.
+
+    The address index and the hash are computed once per set (``cached_property`` stores
+    them in the instance ``__dict__``, outside the dataclass fields, so the encoding —
+    ``encoding.to_obj`` walks ``dataclasses.fields`` — and equality are unchanged).
+    """
 
     validators: tuple[Validator, ...]
 
@@ -195,18 +202,23 @@ class ValidatorSet:
     def of(cls, validators: list[Validator]) -> "ValidatorSet":
         return cls(tuple(sorted(validators, key=lambda v: v.address)))
 
-    @property
+    @cached_property
+    def _by_address(self) -> dict[bytes, Validator]:
+        return {v.address: v for v in self.validators}
+
+    @cached_property
+    def _hash(self) -> bytes:
+        return sha256(encode(self))
+
+    @cached_property
     def total_power(self) -> int:
         return sum(v.power for v in self.validators)
 
     def hash(self) -> bytes:
-        return sha256(encode(self))
+        return self._hash
 
     def by_address(self, addr: bytes) -> Validator | None:
-        for v in self.validators:
-            if v.address == addr:
-                return v
-        return None
+        return self._by_address.get(addr)
 
     def quorum_power(self) -> int:
         """The smallest power that is more than two thirds of the total."""
@@ -270,8 +282,12 @@ def vote_sign_bytes(chain_id: str, vote_type: int, height: int, round_: int,
 
 
 def verify_commit(chain_id: str, vset: ValidatorSet, commit: Commit, block_hash: bytes,
-                  height: int) -> None:
-    """Raise ``invalid_commit`` unless ``commit`` carries >2/3 power of valid precommits."""
+                  height: int, verifier: Callable[[bytes, bytes, bytes], bool] = verify
+                  ) -> None:
+    """Raise ``invalid_commit`` unless ``commit`` carries >2/3 power of valid precommits.
+
+    ``verifier(pub_key, message, sig)`` checks one signature; consensus passes a memo of
+    the signatures it already checked."""
     if commit.height != height or commit.block_hash != block_hash:
         raise ShareChainError("invalid_commit", "commit is for another block")
     seen: set[bytes] = set()
@@ -285,7 +301,7 @@ def verify_commit(chain_id: str, vset: ValidatorSet, commit: Commit, block_hash:
             raise ShareChainError("invalid_commit", "commit signed by a non-validator")
         msg = vote_sign_bytes(chain_id, VOTE_PRECOMMIT, commit.height, commit.round,
                               block_hash, cs.time_ms)
-        if not verify(val.pub_key, msg, cs.sig):
+        if not verifier(val.pub_key, msg, cs.sig):
             raise ShareChainError("invalid_commit", "bad precommit signature in commit")
         power += val.power
     if power < vset.quorum_power():
@@ -294,8 +310,9 @@ def verify_commit(chain_id: str, vset: ValidatorSet, commit: Commit, block_hash:
 
 def weighted_median_time(vset: ValidatorSet, commit: Commit) -> int:
     """Block time for the next height: the power-weighted median of commit timestamps."""
-    pairs = sorted((cs.time_ms, vset.by_address(cs.validator).power)  # type: ignore[union-attr]
-                   for cs in commit.sigs if vset.by_address(cs.validator) is not None)
+    vals = [vset.by_address(cs.validator) for cs in commit.sigs]
+    pairs = sorted((cs.time_ms, v.power) for cs, v in zip(commit.sigs, vals, strict=True)
+                   if v is not None)
     half = sum(p for _, p in pairs) // 2
     acc = 0
     for t, p in pairs:

@@ -36,6 +36,16 @@ class ChainConnector(Protocol):
     def commit_block(self, block: Block, commit: Commit) -> None:
         """Execute and persist ``block`` with its certificate in one storage transaction."""
 
+    def decision_at(self, height: int) -> tuple[Block, Commit] | None:
+        """The committed block at ``height`` with its commit, or None if not stored.
+
+        Consensus serves catch-up requests from it (beyond the few heights it remembers
+        itself) and derives block time from it after block sync or a lost WAL."""
+
+    def validator_set_at(self, height: int) -> ValidatorSet:
+        """The validator set that signed the block at ``height`` (1 <= height <= height()),
+        needed to check the previous commit when the set changed at the last height."""
+
 
 class Signer(Protocol):
     """A validator's signing key; consensus signs only through this."""

@@ -24,16 +24,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import cbor2
 
 from sharechain.chain.types import decode_block, decode_commit, verify_commit
 from sharechain.crypto import sha256
-from sharechain.encoding import encode
-from sharechain.errors import ShareChainError
+from sharechain.encoding import decode, encode
+from sharechain.errors import DecodeError, ShareChainError
+from sharechain.lru import BoundedMap
 from sharechain.p2p.peers import (
     CHANNEL_BLOCKSYNC,
     CHANNEL_CONSENSUS,
@@ -57,46 +56,47 @@ SYNC_MSG_BYTES_MAX = 40 * 1024 * 1024
 BAD_TX_POINTS = 10
 BAD_BLOCK_POINTS = 50
 BAD_MESSAGE_POINTS = 20
-
-
-class _Seen:
-    """A bounded set of recently seen message hashes."""
-
-    def __init__(self, len_max: int = SEEN_LEN_MAX) -> None:
-        self._d: OrderedDict[bytes, None] = OrderedDict()
-        self._max = len_max
-
-    def add(self, h: bytes) -> bool:
-        """True if ``h`` is new."""
-        if h in self._d:
-            return False
-        self._d[h] = None
-        if len(self._d) > self._max:
-            self._d.popitem(last=False)
-        return True
+# Rejections that prove the sending peer relayed something no honest node would.
+INVALID_TX_CODES = frozenset({"invalid_signature", "malformed_tx", "non_canonical", "unknown_field",
+                              "wrong_chain_id", "tx_too_large", "invalid_msg", "unknown_msg_type"})
+# Rejections that may not hold later (the tx can become admissible).
+TRANSIENT_TX_CODES = frozenset({"nonce_in_future", "mempool_full", "insufficient_funds"})
 
 
 class ConsensusRelay:
-    """The BFT driver's transport over the peer manager (flooding with de-duplication)."""
+    """The BFT driver's transport over the peer manager.
+
+    A message from a peer goes to the driver first; only when the driver reports it
+    admitted (decoded, signature checked, new) is it relayed to the other peers, and a
+    message it rejects (undecodable, bad signature) costs the peer that sent it. So junk
+    travels one hop at most, and its sender is banned after a few.
+    """
 
     def __init__(self, peers: PeerManager) -> None:
         self.peers = peers
-        self._seen = _Seen()
+        self._origin: BoundedMap[bytes, str] = BoundedMap(SEEN_LEN_MAX)  # msg hash -> peer
         self._receiver: Callable[[bytes], None] | None = None
 
     def broadcast(self, msg_bytes: bytes) -> None:
-        self._seen.add(sha256(msg_bytes))
+        self._origin.put(sha256(msg_bytes), "")
         self.peers.broadcast(CHANNEL_CONSENSUS, msg_bytes)
 
     def set_receiver(self, callback: Callable[[bytes], None]) -> None:
         self._receiver = callback
 
     def on_message(self, peer_id: str, payload: bytes) -> None:
-        if not self._seen.add(sha256(payload)):
-            return
-        self.peers.broadcast(CHANNEL_CONSENSUS, payload, exclude=(peer_id,))
-        if self._receiver is not None:
+        if self._origin.add_new(sha256(payload), peer_id) and self._receiver is not None:
             self._receiver(payload)
+
+    def relay(self, msg_bytes: bytes) -> None:
+        origin = self._origin.get(sha256(msg_bytes))
+        self.peers.broadcast(CHANNEL_CONSENSUS, msg_bytes, exclude=(origin,) if origin else ())
+
+    def reject(self, msg_bytes: bytes, reason: str) -> None:
+        origin = self._origin.get(sha256(msg_bytes))
+        if origin:
+            self.peers.report(origin, f"invalid consensus message: {reason}",
+                              BAD_MESSAGE_POINTS)
 
 
 class NodeNetwork:
@@ -107,9 +107,8 @@ class NodeNetwork:
                                  on_peer_connected=self._on_connected,
                                  on_peer_disconnected=self._on_disconnected)
         self.relay = ConsensusRelay(self.peers)
-        self._tx_seen = _Seen()
-        self._tx_out: list[bytes] = []
-        self._tx_from: dict[bytes, str] = {}
+        self._tx_seen: BoundedMap[bytes, None] = BoundedMap(SEEN_LEN_MAX)
+        self._tx_out: list[tuple[bytes, bytes, str | None]] = []  # (hash, raw, source peer)
         self.peer_heights: dict[str, int] = {}
         self._pending: dict[int, tuple[str, float]] = {}
         self._received: dict[int, tuple[str, bytes, bytes]] = {}
@@ -155,36 +154,31 @@ class NodeNetwork:
 
     # ---------------------------------------------------------------- tx gossip
     def tx_admitted_locally(self, raw: bytes, tx_hash: bytes) -> None:
-        if self._tx_seen.add(tx_hash):
-            self._tx_out.append(raw)
+        if self._tx_seen.add_new(tx_hash, None):
+            self._tx_out.append((tx_hash, raw, None))
 
     def _on_txs(self, peer_id: str, payload: bytes) -> None:
         try:
-            raws = cbor2.loads(payload)
-        except Exception:
+            raws = decode(payload, SYNC_MSG_BYTES_MAX)
+        except DecodeError:
             self._bad(peer_id, "undecodable tx gossip", BAD_MESSAGE_POINTS)
             return
         if not isinstance(raws, list) or len(raws) > TX_GOSSIP_BATCH_MAX or \
                 not all(isinstance(r, bytes) for r in raws):
             self._bad(peer_id, "malformed tx gossip", BAD_MESSAGE_POINTS)
             return
-        fresh = []
-        for raw in raws:
-            h = sha256(raw)
-            if self._tx_seen.add(h):
-                fresh.append(raw)
-                self._tx_from[h] = peer_id
+        fresh = [(h, raw) for raw in raws if self._tx_seen.add_new(h := sha256(raw), None)]
         if not fresh:
             return
         self.stats["txs_gossiped_in"] += len(fresh)
-        for raw, res in zip(fresh, self.chain.mempool.add_batch(fresh)):
-            if isinstance(res, ShareChainError):
-                if res.code in ("invalid_signature", "malformed_tx", "non_canonical",
-                                "unknown_field", "wrong_chain_id", "tx_too_large"):
-                    self._bad(peer_id, f"gossiped an invalid tx ({res.code})", BAD_TX_POINTS)
-                self._tx_from.pop(sha256(raw), None)
-            else:
-                self._tx_out.append(raw)
+        results = self.chain.mempool.add_batch([raw for _, raw in fresh])
+        for (h, raw), res in zip(fresh, results):
+            if not isinstance(res, ShareChainError):
+                self._tx_out.append((h, raw, peer_id))
+            elif res.code in INVALID_TX_CODES:
+                self._bad(peer_id, f"gossiped an invalid tx ({res.code})", BAD_TX_POINTS)
+            elif res.code in TRANSIENT_TX_CODES:
+                self._tx_seen.pop(h)  # may become admissible: accept it again later
 
     async def _gossip_loop(self) -> None:
         while True:
@@ -196,10 +190,10 @@ class NodeNetwork:
                 batch = out[i:i + TX_GOSSIP_BATCH_MAX]
                 # Each tx goes to every peer except the one it came from.
                 by_source: dict[str | None, list[bytes]] = {}
-                for raw in batch:
-                    by_source.setdefault(self._tx_from.pop(sha256(raw), None), []).append(raw)
+                for _, raw, source in batch:
+                    by_source.setdefault(source, []).append(raw)
                 for src, raws in by_source.items():
-                    self.peers.broadcast(CHANNEL_MEMPOOL, cbor2.dumps(raws),
+                    self.peers.broadcast(CHANNEL_MEMPOOL, encode(raws),
                                          exclude=(src,) if src else ())
                 self.stats["txs_gossiped_out"] += len(batch)
 
@@ -218,31 +212,35 @@ class NodeNetwork:
 
     def _on_sync(self, peer_id: str, payload: bytes) -> None:
         try:
-            m = cbor2.loads(payload)
-            kind = m["t"]
-            height = int(m["height"])
-        except Exception:
+            m = decode(payload, SYNC_MSG_BYTES_MAX)
+            kind, height = m["t"], m["height"]
+            if type(kind) is not str or type(height) is not int or height < 0:
+                raise DecodeError("bad sync message fields")
+        except (DecodeError, KeyError, TypeError):
             self._bad(peer_id, "malformed sync message", BAD_MESSAGE_POINTS)
             return
         if kind == "status":
             self.peer_heights[peer_id] = height
         elif kind == "get":
             raw = self.chain.store.block_raw(height)
-            c = self.chain.store.commit(height)
-            if raw is None or c is None:
-                self.peers.send(peer_id, CHANNEL_BLOCKSYNC, encode({"t": "none", "height": height}))
-                return
-            from sharechain.chain.types import encode_commit
-            self.peers.send(peer_id, CHANNEL_BLOCKSYNC,
-                            encode({"t": "block", "height": height, "block": raw,
-                                    "commit": encode_commit(c)}))
-        elif kind == "block":
-            if height in self._pending and height > self.chain.height():
-                self._pending.pop(height, None)
-                if isinstance(m.get("block"), bytes) and isinstance(m.get("commit"), bytes):
+            commit = self.chain.store.commit_raw(height)
+            reply = ({"t": "none", "height": height} if raw is None or commit is None else
+                     {"t": "block", "height": height, "block": raw, "commit": commit})
+            self.peers.send(peer_id, CHANNEL_BLOCKSYNC, encode(reply))
+        elif kind in ("block", "none"):
+            pending = self._pending.get(height)
+            if pending is None or pending[0] != peer_id:
+                return  # an answer we did not ask this peer for
+            del self._pending[height]
+            if kind == "none":
+                if height <= self.peer_heights.get(peer_id, -1):
+                    # It announced this height and now says it has no such block.
+                    self._bad(peer_id, "denied a block it announced", BAD_MESSAGE_POINTS)
+            elif type(m.get("block")) is bytes and type(m.get("commit")) is bytes:
+                if height > self.chain.height():
                     self._received[height] = (peer_id, m["block"], m["commit"])
-        elif kind == "none":
-            self._pending.pop(height, None)
+            else:
+                self._bad(peer_id, "malformed block reply", BAD_MESSAGE_POINTS)
 
     def best_peer_height(self) -> int:
         return max(self.peer_heights.values(), default=0)

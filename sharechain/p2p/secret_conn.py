@@ -43,6 +43,8 @@ import nacl.exceptions
 import nacl.public
 import nacl.signing
 
+from sharechain.crypto import address_of
+
 # ---------------------------------------------------------------------------------------------
 # Protocol constants. Changing any of these is a wire-protocol change.
 # ---------------------------------------------------------------------------------------------
@@ -162,7 +164,7 @@ def node_id_from_pubkey(pubkey: bytes) -> str:
     """Return the node id: hex of the first 20 bytes of sha256(Ed25519 public key)."""
     if len(pubkey) != ED25519_KEY_BYTES:
         raise InvalidPeerAddress(f"node public key must be 32 bytes, got {len(pubkey)}")
-    return hashlib.sha256(pubkey).digest()[:NODE_ID_BYTES].hex()
+    return address_of(pubkey).hex()  # a node id is the key's address, as for validators
 
 
 def validate_node_id(node_id: str) -> str:

@@ -49,10 +49,11 @@ from sharechain.consensus.bft.events import (
     ValidateBlock,
 )
 from sharechain.consensus.bft.messages import Message, Proposal, Vote, decode_message
-from sharechain.consensus.bft.replica import Replica
+from sharechain.consensus.bft.replica import REJECTED, Replica
+from sharechain.consensus.bft.valset import CheckedSignatures
 from sharechain.consensus.bft.wal import MemoryWal, WalError
 from sharechain.crypto import PrivateKey, verify
-from sharechain.errors import DecodeError
+from sharechain.errors import DecodeError, invariant
 from sharechain.sim.byzantine import (
     BEHAVIOURS,
     Behaviour,
@@ -142,39 +143,31 @@ class RunResult:
 class SharedCaches:
     """Cluster-wide memo of signature checks and decodes.
 
-    Every node still verifies every message it admits; the memo only makes the second
-    node to check the same (key, message, signature) triple skip the Ed25519 arithmetic.
+    Every node still checks every message it admits; with ``memo`` the nodes share one
+    :class:`CheckedSignatures` (as a node's Replica and Engine share theirs), so the second
+    node to check the same (key, message, signature) triple skips the Ed25519 arithmetic.
     """
 
     def __init__(self, memo: bool = True) -> None:
-        """``memo`` False makes every node verify every signature itself (for figures)."""
+        """``memo`` False gives every node its own memo, as in production (for figures)."""
         self.memo = memo
-        self._verified: dict[tuple[bytes, bytes, bytes], bool] = {}
         self._decoded: dict[bytes, Message | DecodeError] = {}
-        self.checked: dict[tuple[bytes, bytes], bool] = {}
-        self.verify_calls = 0
-        self.verify_misses = 0
+        self._shared = CheckedSignatures(self.verify, CACHE_ENTRIES_MAX)
+        self.verify_calls = 0  # signatures actually verified (memo misses)
+
+    def checked(self) -> CheckedSignatures:
+        """The signature memo for a new node's engine."""
+        return self._shared if self.memo else CheckedSignatures(self.verify)
 
     def verify(self, pub: bytes, msg: bytes, sig: bytes) -> bool:
         self.verify_calls += 1
-        if not self.memo:
-            self.verify_misses += 1
-            return verify(pub, msg, sig)
-        key = (pub, msg, sig)
-        ok = self._verified.get(key)
-        if ok is None:
-            self.verify_misses += 1
-            if len(self._verified) > CACHE_ENTRIES_MAX:
-                self._verified.clear()
-            ok = self._verified[key] = verify(pub, msg, sig)
-        return ok
+        return verify(pub, msg, sig)
 
     def decode(self, raw: bytes) -> Message:
         m = self._decoded.get(raw)
         if m is None:
             if len(self._decoded) > CACHE_ENTRIES_MAX:
                 self._decoded.clear()
-                self.checked.clear()
             try:
                 m = decode_message(raw)
             except DecodeError as exc:
@@ -205,8 +198,8 @@ class SimNode:
 
     @property
     def engine(self) -> Engine:
-        assert self.replica is not None
-        return self.replica.engine
+        invariant(self.replica is not None, "only a running node has an engine")
+        return self.replica.engine  # type: ignore[union-attr]
 
 
 class Cluster:
@@ -236,7 +229,7 @@ class Cluster:
         self.net = SimNetwork(random.Random(f"{sc.seed}:net"), self.faults,
                               fixed_delay_ms=sc.fixed_delay_ms)
         self.checker = Checker(CHAIN_ID, self.honest, self.names, CLOCK_SKEW_MS_MAX,
-                               GENESIS_TIME_MS, verifier=self.caches.verify)
+                               GENESIS_TIME_MS, verifier=self.caches.checked())
         self.checker.set_honest_addresses(list(mutable))
         behaviours = self._behaviours(byz)
         self.nodes: list[SimNode] = []
@@ -353,8 +346,7 @@ class Cluster:
             self.trace.log(v.time_ms, "!!", f"VIOLATION {v}")
         stats: dict[str, int] = dict(self.msgs_by_kind)
         stats.update(dropped=self.net.dropped, duplicated=self.net.duplicated,
-                     verify_calls=self.caches.verify_calls,
-                     verify_misses=self.caches.verify_misses)
+                     verify_calls=self.caches.verify_calls)
         for node in self.nodes:
             if node.replica is not None:
                 for k, n in list(node.replica.stats.items()) + list(node.engine.stats.items()):
@@ -386,6 +378,7 @@ class Cluster:
             node = self.nodes[a]
             if node.replica is not None:
                 self._perform(node, node.replica.receive(b, self._local(node)))
+                self._take_verdicts(node)
         elif kind == _TIMER:
             node_idx, epoch, ev = a
             node = self.nodes[node_idx]
@@ -394,6 +387,7 @@ class Cluster:
                     self.trace.log(self.now, node.name, f"timeout {ev.kind} h={ev.height} "
                                    f"r={ev.round}")
                 self._perform(node, node.replica.step(ev, self._local(node)))
+                self._take_verdicts(node)
         elif kind == _CRASH:
             self._crash(self.nodes[a])
         elif kind == _RESTART:
@@ -423,9 +417,8 @@ class Cluster:
     # ------------------------------------------------------------ node lifecycle
 
     def _start(self, node: SimNode) -> None:
-        eng = Engine(CHAIN_ID, node.key, self.sc.config, verifier=self.caches.verify)
-        node.replica = Replica(eng, decoder=self.caches.decode,
-                               checked=self.caches.checked if self.caches.memo else None)
+        eng = Engine(CHAIN_ID, node.key, self.sc.config, checked=self.caches.checked())
+        node.replica = Replica(eng, decoder=self.caches.decode)
         node.epoch += 1
         try:
             records = node.wal.recover()
@@ -494,7 +487,7 @@ class Cluster:
             return DecisionLoaded(*found) if found is not None else None
         elif isinstance(a, ReportEvidence):
             vset = node.engine.validators
-            assert vset is not None
+            invariant(vset is not None, "evidence is found at a height with validators")
             self.checker.on_evidence(node.idx, a.evidence, vset, self.now)
             if self.trace.on:
                 v = a.evidence.vote_a
@@ -502,6 +495,16 @@ class Cluster:
                 self.trace.log(self.now, node.name, f"evidence: {who} double-signed "
                                f"{v.kind} h={v.height} r={v.round}")
         return None
+
+    def _take_verdicts(self, node: SimNode) -> None:
+        """The relay contract: every peer already gets every broadcast on the simulated
+        network (a full mesh), so admitted messages need no relay; rejections are counted."""
+        if node.replica is None:
+            return
+        for v in node.replica.take_verdicts():
+            if v.outcome == REJECTED:
+                self.msgs_by_kind["rejected_" + v.reason] = (
+                    self.msgs_by_kind.get("rejected_" + v.reason, 0) + 1)
 
     def _commit(self, node: SimNode, a: CommitBlock) -> Event | None:
         c = node.chain

@@ -7,7 +7,10 @@ runs until ``await driver.stop()``.
 
 One task owns the engine. It takes inbound bytes (from the transport's callback, through a
 bounded queue) and fired timers, passes them through the :class:`Replica` and performs the
-returned actions strictly in order:
+returned actions strictly in order. Before each list of actions it reports the Replica's
+verdicts on inbound messages to the transport: ``relay`` for the admitted ones (the only
+messages a transport may pass on to other peers), ``reject`` for the invalid ones (see
+:class:`ConsensusTransport`).
 
 * ``PersistWAL`` → ``wal.append_sync`` (in a worker thread, awaited): nothing later in the
   list — above all the ``Broadcast`` of the message just persisted — runs before the record
@@ -29,7 +32,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from sharechain.chain.types import Block, Commit, ValidatorSet
 from sharechain.consensus.bft.engine import Engine
 from sharechain.consensus.bft.events import (
     Action,
@@ -43,7 +45,6 @@ from sharechain.consensus.bft.events import (
     PersistWAL,
     ProposalBlockReady,
     Recover,
-    ReportEvidence,
     RequestProposal,
     ResetWAL,
     ScheduleTimeout,
@@ -51,8 +52,7 @@ from sharechain.consensus.bft.events import (
     TimeoutFired,
     ValidateBlock,
 )
-from sharechain.consensus.bft.evidence import DuplicateVoteEvidence
-from sharechain.consensus.bft.replica import Replica
+from sharechain.consensus.bft.replica import ADMITTED, REJECTED, Replica
 from sharechain.consensus.bft.wal import Wal, WalDecided
 from sharechain.consensus.interface import ChainConnector, Signer
 from sharechain.errors import invariant
@@ -63,30 +63,43 @@ INBOX_LEN_MAX = 10_000  # inbound messages waiting for the engine; more are drop
 _RESYNC = object()
 
 
-class DecisionSource(Protocol):
-    """Optional extras a connector may offer (found with ``getattr``; none is required).
-
-    * ``decision_at(h)`` — a committed block with its commit. With it the node answers
-      catch-up requests for any height it stores (without: only the last
-      ``DECISIONS_KEPT_MAX`` heights this process decided itself), and it can derive block
-      time after block sync or a lost WAL.
-    * ``validator_set_at(h)`` — the set that signed height ``h``; needed with the above to
-      check the previous commit when the validator set changed at the last height.
-    """
-
-    def decision_at(self, height: int) -> tuple[Block, Commit] | None: ...
-
-    def validator_set_at(self, height: int) -> ValidatorSet: ...
-
-
 class ConsensusTransport(Protocol):
-    """How consensus messages reach the other validators (p2p gossip, or a LocalBus)."""
+    """How consensus messages reach the other validators (p2p gossip, or a LocalBus).
+
+    The transport never forwards a message on its own: every message received from a peer
+    goes to the receiver callback, and the driver answers it with at most one of
+
+    * ``relay(msg_bytes)`` — the message decoded, its signature (or commit certificate)
+      verified against the validator set of its height, and it is new (not a duplicate, not
+      for a past height). Only these may be forwarded to other peers. A message for one of
+      the next heights is buffered unverified and relayed when it is released (once the
+      node reaches its height and verifies it), so relay may come much later than delivery,
+      and a buffered message that turns out invalid is rejected then.
+    * ``reject(msg_bytes, reason)`` — the message is oversize, does not decode, or carries
+      a bad signature, a signature by someone who is not the validator / proposer, a wrong
+      tx root or an invalid commit certificate: the peer that sent it is at fault.
+      ``reason`` is a short stats name (``"garbage"``, ``"bad_signature"``, ...).
+
+    and with neither for duplicates, stale or far-future messages, sync requests, anything
+    received before the engine runs, buffered messages whose height the node skipped (block
+    sync), and messages dropped because the inbox was full: nobody is known to be at fault
+    and nothing is relayed.
+    Both are called from the driver's task, in the order the messages were judged; both
+    are best effort and must not block. ``msg_bytes`` is the same bytes object the
+    transport passed to the receiver.
+    """
 
     def broadcast(self, msg_bytes: bytes) -> None:
         """Send to every peer (not back to ourselves); best effort, must not block."""
 
     def set_receiver(self, callback: Callable[[bytes], None]) -> None:
         """Register the function called with every message bytes received from a peer."""
+
+    def relay(self, msg_bytes: bytes) -> None:
+        """Forward an admitted message received from a peer to the other peers."""
+
+    def reject(self, msg_bytes: bytes, reason: str) -> None:
+        """A peer sent an invalid message (for peer scoring); never forward it."""
 
 
 def wall_clock_ms() -> int:
@@ -98,20 +111,15 @@ class BftDriver:
 
     def __init__(self, connector: ChainConnector, signer: Signer | None,
                  transport: ConsensusTransport, wal: Wal, config: BftConfig | None = None,
-                 *, clock_ms: Callable[[], int] = wall_clock_ms,
-                 on_evidence: Callable[[DuplicateVoteEvidence], None] | None = None,
-                 on_commit: Callable[[int, Commit], None] | None = None) -> None:
+                 *, clock_ms: Callable[[], int] = wall_clock_ms) -> None:
         self.connector = connector
         self.signer = signer
         self.transport = transport
         self.wal = wal
         self.engine = Engine(connector.chain_id, signer, config)
         self.replica = Replica(self.engine)
-        self.evidence: list[DuplicateVoteEvidence] = []
         self.dropped_inbound = 0
         self._clock_ms = clock_ms
-        self._on_evidence = on_evidence
-        self._on_commit = on_commit
         self._inbox: asyncio.Queue[tuple[bool, object]] = asyncio.Queue()
         self._timers: set[asyncio.TimerHandle] = set()
         self._task: asyncio.Task[None] | None = None
@@ -198,16 +206,26 @@ class BftDriver:
         """Perform in order; answers are fed back after the list that asked for them."""
         pending = deque([actions])
         while pending:
+            self._report_verdicts()
             for action in pending.popleft():
                 answer = await self._perform(action)
                 if answer is not None:
                     if isinstance(answer, StartHeight):
                         await asyncio.sleep(0)  # let I/O in between heights
                     pending.append(self.replica.step(answer, self._clock_ms()))
+        self._report_verdicts()
+
+    def _report_verdicts(self) -> None:
+        """Tell the transport what to relay and whom to blame (its contract above)."""
+        for v in self.replica.take_verdicts():
+            if v.outcome == ADMITTED:
+                self.transport.relay(v.raw)
+            elif v.outcome == REJECTED:
+                self.transport.reject(v.raw, v.reason)
 
     async def _perform(self, a: Action) -> Event | None:
         if isinstance(a, PersistWAL):
-            await asyncio.to_thread(self.wal.append_sync, a.record)
+            await asyncio.to_thread(self.wal.append_sync, a.record, a.data)
         elif isinstance(a, Broadcast):
             self.transport.broadcast(a.data)
         elif isinstance(a, ScheduleTimeout):
@@ -234,17 +252,13 @@ class BftDriver:
                 return self._chain_moved()
             c.commit_block(a.block, a.commit)
             invariant(c.height() == h, "the chain committed the block")
-            if self._on_commit is not None:
-                self._on_commit(h, a.commit)
             return StartHeight(c.height() + 1, c.validator_set(), c.last_block_time_ms())
         elif isinstance(a, ResetWAL):
             await asyncio.to_thread(self.wal.reset, a.records)
         elif isinstance(a, LoadDecision):
-            return self._load_decision(a.height)
-        elif isinstance(a, ReportEvidence):
-            self.evidence.append(a.evidence)
-            if self._on_evidence is not None:
-                self._on_evidence(a.evidence)
+            found = self.connector.decision_at(a.height)
+            return DecisionLoaded(*found) if found is not None else None
+        # ReportEvidence: the engine keeps it (``engine.evidence``); nothing to do here.
         return None
 
     def _chain_moved(self) -> StartHeight | None:
@@ -253,29 +267,17 @@ class BftDriver:
             return None
         last = self._stored_decision()
         d = last[0] if last else None
-        assert d is None or isinstance(d, WalDecided)
         return StartHeight(c.height() + 1, c.validator_set(), c.last_block_time_ms(),
                            d.commit if d else None, d.validators if d else None)
 
     def _stored_decision(self) -> list[WalDecided]:
-        """The chain's last commit as a (block-less) WAL record, if the connector has it."""
+        """The chain's last commit as a (block-less) WAL record, if the chain has it."""
         c = self.connector
-        decision_at = getattr(c, "decision_at", None)
-        validator_set_at = getattr(c, "validator_set_at", None)
-        found = decision_at(c.height()) if decision_at is not None else None
+        found = c.decision_at(c.height()) if c.height() > 0 else None
         if found is None:
             return []
-        vset = validator_set_at(c.height()) if validator_set_at is not None else None
-        if vset is None:
-            vset = c.validator_set()  # right unless the set changed at the last height
-        return [WalDecided(c.height(), None, found[1], vset)]
-
-    def _load_decision(self, height: int) -> Event | None:
-        source = getattr(self.connector, "decision_at", None)
-        if source is None:
-            return None
-        found = source(height)
-        return DecisionLoaded(*found) if found is not None else None
+        invariant(found[1].height == c.height(), "decision_at returns that height's commit")
+        return [WalDecided(c.height(), None, found[1], c.validator_set_at(c.height()))]
 
     def _schedule(self, a: ScheduleTimeout) -> None:
         ev = TimeoutFired(a.kind, a.height, a.round)

@@ -47,10 +47,12 @@ from sharechain.chain.types import (
     Commit,
     CommitSig,
     ValidatorSet,
+    weighted_median_time,
 )
 from sharechain.consensus.bft.events import (
     CONFLICTING_VOTES_MAX,
     DECISIONS_KEPT_MAX,
+    EVIDENCE_HEIGHTS_KEPT,
     EVIDENCE_KEPT_MAX,
     NEW_HEIGHT,
     PRECOMMIT,
@@ -93,11 +95,11 @@ from sharechain.consensus.bft.messages import (
     encode_message,
 )
 from sharechain.consensus.bft.valset import (
+    CheckedSignatures,
     ValidatorIndex,
     Verifier,
     check_commit,
     index_of,
-    median_time,
 )
 from sharechain.consensus.bft.wal import WalDecided, WalRecord, WalValid
 from sharechain.consensus.interface import Signer
@@ -165,9 +167,13 @@ class Engine:
     """One validator's consensus state machine. Construct, then ``step(Recover(...))``."""
 
     def __init__(self, chain_id: str, signer: Signer | None,
-                 config: BftConfig | None = None, *, verifier: Verifier = verify) -> None:
+                 config: BftConfig | None = None, *, verifier: Verifier = verify,
+                 checked: CheckedSignatures | None = None) -> None:
+        """``checked`` is the node's memo of verified signatures, shared with its Replica
+        (by default a new one over ``verifier``; the simulator may share one across
+        nodes)."""
         self.chain_id = chain_id
-        self.verifier = verifier
+        self.checked = checked if checked is not None else CheckedSignatures(verifier)
         self.signer = signer
         self.address: bytes | None = signer.address if signer is not None else None
         self.config = config or BftConfig()
@@ -201,7 +207,8 @@ class Engine:
 
     def proposer(self, round_: int) -> bytes:
         """The proposer of (current height, ``round_``)."""
-        return self._schedule[(self.height + round_) % len(self._schedule)]
+        invariant(self._vi is not None, "the proposer needs a validator set")
+        return self._vi.proposer(self.height, round_)  # type: ignore[union-attr]
 
     def block_time_ms(self) -> int | None:
         """The time a block of this height proposed on our own last commit must carry."""
@@ -240,7 +247,6 @@ class Engine:
         self._total = vi.total if vi is not None else 0
         self._quorum = vi.quorum if vi is not None else 1
         self._vset_hash = vi.hash if vi is not None else b""
-        self._schedule = vi.schedule if vi is not None else (b"",)
         self.last_block_time_ms = last_block_time_ms
         self.round = 0
         self.locked_round = -1
@@ -263,6 +269,7 @@ class Engine:
             self.last = None
         for h in [h for h in self._decisions if h < height - DECISIONS_KEPT_MAX]:
             del self._decisions[h]
+        self._prune_evidence(height - EVIDENCE_HEIGHTS_KEPT)
 
     def _am_validator(self) -> bool:
         return self.address is not None and self.address in self._power
@@ -275,23 +282,26 @@ class Engine:
         Height 1 (no previous commit): genesis time + 1 ms. Later heights: the weighted
         median of the previous commit's precommit times, at least previous block time + 1.
         Without a known previous decision (a WAL lost or a chain synced by other means) the
-        commit cannot be checked here; then only monotonicity is enforced.
+        commit cannot be checked here; then only monotonicity is enforced. Our own last
+        commit (one we assembled, or one the chain accepted) is not checked again.
         """
         if last_commit in self._time_by_commit:
             return self._time_by_commit[last_commit]
         floor = self.last_block_time_ms + 1
         t: int | None
+        last = self.last
         if self.height == 1:
             t = floor if last_commit is None else None
         elif last_commit is None:
             t = None
-        elif self.last is None:
+        elif last is None:
             t = -1  # loose mode: any time above the floor
+        elif last_commit != last.commit and check_commit(
+                self.chain_id, index_of(last.validators), last_commit, last.block_hash,
+                self.height - 1, self.checked) is not None:
+            t = None
         else:
-            prev = index_of(self.last.validators)
-            err = check_commit(self.chain_id, prev, last_commit, self.last.block_hash,
-                               self.height - 1, self.verifier)
-            t = None if err is not None else max(median_time(prev, last_commit), floor)
+            t = max(weighted_median_time(last.validators, last_commit), floor)
         if len(self._time_by_commit) < 64:
             self._time_by_commit[last_commit] = t
         return t
@@ -407,9 +417,10 @@ class Engine:
             if have.proposal != p:
                 self._count("conflicting_proposals")
             return
-        ok = self._header_ok(p.block) and self._proposal_time_ok(p)
+        header_ok = self._header_ok(p.block)
+        ok = header_ok and self._proposal_time_ok(p)
         self._proposals[p.round] = _ProposalInfo(p, ev.block_hash, ok)
-        if self._header_ok(p.block):
+        if header_ok:
             self._learn_block(p.block, ev.block_hash)
 
     def _header_ok(self, block: Block) -> bool:
@@ -497,12 +508,23 @@ class Engine:
         return False
 
     def _report_evidence(self, a: Vote, b: Vote) -> None:
+        """Report each (validator, height, round, type) once; old evidence is forgotten
+        (by height, and the oldest first beyond ``EVIDENCE_KEPT_MAX``), never the new."""
         ev = DuplicateVoteEvidence.of(a, b)
-        if ev.key in self._evidence_keys or len(self.evidence) >= EVIDENCE_KEPT_MAX:
+        if ev.key in self._evidence_keys:
             return
+        if len(self.evidence) >= EVIDENCE_KEPT_MAX:
+            self._count("evidence_forgotten")
+            self._evidence_keys.discard(self.evidence.pop(0).key)
         self._evidence_keys.add(ev.key)
         self.evidence.append(ev)
         self._out.append(ReportEvidence(ev))
+
+    def _prune_evidence(self, height_min: int) -> None:
+        """Forget evidence below ``height_min`` (it was reported when it was found)."""
+        if self.evidence and self.evidence[0].vote_a.height < height_min:
+            self.evidence = [e for e in self.evidence if e.vote_a.height >= height_min]
+            self._evidence_keys = {e.key for e in self.evidence}
 
     def _note_round(self, validator: bytes, round_: int) -> None:
         if round_ > self._round_max.get(validator, -1):

@@ -28,7 +28,8 @@ REBROADCAST = "rebroadcast"
 TIMEOUT_MS_MAX = 10 * 60 * 1000          # a round's timeout stops growing here
 ROUNDS_AHEAD_MAX = 8                     # votes/proposals kept for rounds this far ahead
 DECISIONS_KEPT_MAX = 32                  # recent decisions served to peers that fell behind
-EVIDENCE_KEPT_MAX = 4096
+EVIDENCE_KEPT_MAX = 4096                 # evidence held by an engine (the oldest goes first)
+EVIDENCE_HEIGHTS_KEPT = 1000             # evidence older than this many heights is forgotten
 CONFLICTING_VOTES_MAX = 4                # extra votes kept per equivocator per round and type
 
 

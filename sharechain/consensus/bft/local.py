@@ -32,6 +32,12 @@ class LocalTransport:
     def set_receiver(self, callback: Callable[[bytes], None]) -> None:
         self._receiver = callback
 
+    def relay(self, msg_bytes: bytes) -> None:
+        """Nothing to do: a broadcast on the bus already reached every endpoint."""
+
+    def reject(self, msg_bytes: bytes, reason: str) -> None:
+        """Nothing to do: every endpoint on the bus is in this process."""
+
 
 class LocalBus:
     def __init__(self, delay_ms: float = 0.0) -> None:

@@ -7,7 +7,9 @@ the set) and pays back the total power. Over one period of ``total_power`` slots
 validator proposes exactly ``power`` times, spread evenly; the period ends with all
 priorities back at zero, so the schedule is a pure function of the set.
 
-The proposer of ``(height, round)`` is ``schedule[(height + round) % len(schedule)]``. It
+The proposer of ``(height, round)`` is ``schedule[(height + round) % len(schedule)]``
+(:meth:`~sharechain.consensus.bft.valset.ValidatorIndex.proposer`, the one place that
+computes it). It
 needs no state carried between heights — nothing to persist, nothing a restarted node can
 get wrong — and a failed round moves to the next slot, so after at most f+1 consecutive
 rounds (f faulty validators of power 1 each) an honest validator proposes.
@@ -44,8 +46,3 @@ def proposer_schedule(validators: ValidatorSet) -> tuple[bytes, ...]:
         priority[best] -= total
         schedule.append(addrs[best])
     return tuple(schedule)
-
-
-def proposer_for(validators: ValidatorSet, height: int, round_: int) -> bytes:
-    schedule = proposer_schedule(validators)
-    return schedule[(height + round_) % len(schedule)]

@@ -1,30 +1,61 @@
-"""A validator set indexed for consensus, built once per set and shared.
+"""A validator set indexed for consensus, and each node's memo of checked signatures.
 
 :class:`ValidatorIndex` holds what the engine asks for on every message — power and public
-key by address, total power, the quorum, the set's hash and encoding, the proposer
-schedule — so none of it is recomputed per vote (``Validator.address`` hashes the key on
-every access).
+key by address, total power, the quorum, the set's hash, the proposer schedule — so none of
+it is recomputed per vote (``Validator.address`` hashes the key on every access).
 
-:func:`check_commit` and :func:`median_time` are the same rules as
-:func:`sharechain.chain.types.verify_commit` and
-:func:`~sharechain.chain.types.weighted_median_time`, over the index and with an injectable
-signature verifier (the simulator shares one memo of checked signatures across nodes).
-``tests/test_bft_engine.py`` checks that they agree with the chain's versions.
+:class:`CheckedSignatures` is one node's memo of signatures that verified, keyed by
+(public key, signed bytes, signature). The node's :class:`~.replica.Replica` and
+:class:`~.engine.Engine` share it, so a precommit verified as a vote is not verified again
+inside the commit that carries it (a proposal's ``last_commit``, a :class:`Decision`). The
+simulator may pass one memo to all its nodes.
+
+:func:`check_commit` is :func:`sharechain.chain.types.verify_commit` (the chain's one rule)
+returning the reason instead of raising, with the signature verifier injected.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sharechain.chain.types import VOTE_PRECOMMIT, Commit, ValidatorSet, vote_sign_bytes
+from sharechain.chain.types import Commit, ValidatorSet, verify_commit
 from sharechain.consensus.bft.proposer import proposer_schedule
-from sharechain.crypto import sha256, verify
-from sharechain.encoding import encode
+from sharechain.crypto import verify
+from sharechain.errors import ShareChainError
 
 Verifier = Callable[[bytes, bytes, bytes], bool]
+
+SIGNATURES_CHECKED_MAX = 65536  # memo entries per node; the oldest go first
+
+
+class CheckedSignatures:
+    """A :data:`Verifier` that remembers the signatures that verified.
+
+    Only successes are kept: a bad signature costs its sender a rejection, and junk cannot
+    be replayed to fill the memo with anything but real validators' signatures.
+    """
+
+    def __init__(self, verifier: Verifier = verify,
+                 entries_max: int = SIGNATURES_CHECKED_MAX) -> None:
+        self._verifier = verifier
+        self._entries_max = entries_max
+        self._ok: dict[tuple[bytes, bytes, bytes], None] = {}
+
+    def __call__(self, pub_key: bytes, sign_bytes: bytes, sig: bytes) -> bool:
+        key = (pub_key, sign_bytes, sig)
+        if key in self._ok:
+            return True
+        if not self._verifier(pub_key, sign_bytes, sig):
+            return False
+        if len(self._ok) >= self._entries_max:
+            del self._ok[next(iter(self._ok))]
+        self._ok[key] = None
+        return True
+
+    def __len__(self) -> int:
+        return len(self._ok)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +70,7 @@ class ValidatorIndex:
     schedule: tuple[bytes, ...]       # proposer slots
 
     def proposer(self, height: int, round_: int) -> bytes:
+        """The proposer of (``height``, ``round_``): the one formula (see :mod:`.proposer`)."""
         return self.schedule[(height + round_) % len(self.schedule)]
 
 
@@ -50,61 +82,17 @@ def index_of(vset: ValidatorSet) -> ValidatorIndex:
         power={a: v.power for a, v in zip(addrs, vset.validators, strict=True)},
         pub_key={a: v.pub_key for a, v in zip(addrs, vset.validators, strict=True)},
         total=vset.total_power, quorum=vset.quorum_power(),
-        hash=sha256(encode(vset)), schedule=proposer_schedule(vset))
-
-
-_CHECKED: OrderedDict[tuple[object, ...], str | None] = OrderedDict()
-CHECKED_COMMITS_MAX = 4096
+        hash=vset.hash(), schedule=proposer_schedule(vset))
 
 
 def check_commit(chain_id: str, idx: ValidatorIndex, commit: Commit, block_hash: bytes,
                  height: int, verifier: Verifier = verify) -> str | None:
     """None if ``commit`` certifies ``block_hash`` at ``height``, else the reason.
 
-    Results are memoised by everything they depend on (a commit is re-checked by every
-    node it reaches in one process, e.g. in the simulator, and by every proposal that
-    carries it)."""
-    key = (chain_id, idx.hash, commit, block_hash, height, verifier)
-    if key in _CHECKED:
-        return _CHECKED[key]
-    err = _check_commit(chain_id, idx, commit, block_hash, height, verifier)
-    _CHECKED[key] = err
-    if len(_CHECKED) > CHECKED_COMMITS_MAX:
-        _CHECKED.popitem(last=False)
-    return err
-
-
-def _check_commit(chain_id: str, idx: ValidatorIndex, commit: Commit, block_hash: bytes,
-                  height: int, verifier: Verifier) -> str | None:
-    if commit.height != height or commit.block_hash != block_hash:
-        return "commit is for another block"
-    seen: set[bytes] = set()
-    power = 0
-    for cs in commit.sigs:
-        if cs.validator in seen:
-            return "validator signed twice in one commit"
-        seen.add(cs.validator)
-        pub = idx.pub_key.get(cs.validator)
-        if pub is None:
-            return "commit signed by a non-validator"
-        msg = vote_sign_bytes(chain_id, VOTE_PRECOMMIT, commit.height, commit.round,
-                              block_hash, cs.time_ms)
-        if not verifier(pub, msg, cs.sig):
-            return "bad precommit signature in commit"
-        power += idx.power[cs.validator]
-    if power < idx.quorum:
-        return "commit lacks more than 2/3 of voting power"
+    Pass the node's :class:`CheckedSignatures` as ``verifier`` so signatures it has seen
+    (as votes, or in an earlier copy of the commit) are not verified again."""
+    try:
+        verify_commit(chain_id, idx.validators, commit, block_hash, height, verifier)
+    except ShareChainError as exc:
+        return exc.message
     return None
-
-
-def median_time(idx: ValidatorIndex, commit: Commit) -> int:
-    """The power-weighted median of the commit's precommit times."""
-    pairs = sorted((cs.time_ms, idx.power[cs.validator]) for cs in commit.sigs
-                   if cs.validator in idx.power)
-    half = sum(p for _, p in pairs) // 2
-    acc = 0
-    for t, p in pairs:
-        acc += p
-        if acc > half:
-            return t
-    return pairs[-1][0] if pairs else 0

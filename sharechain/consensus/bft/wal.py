@@ -85,10 +85,6 @@ class WalCorruptError(WalError):
         super().__init__("wal_corrupt", message)
 
 
-def record_height(rec: WalRecord) -> int:
-    return rec.height
-
-
 def encode_record(rec: WalRecord) -> bytes:
     return encode_tagged(_RECORD_KINDS[type(rec)], rec)
 

@@ -1,0 +1,233 @@
+"""The admission gate's verdicts and the driver's relay contract; signatures verified once
+per node; the validator set's cached index; evidence forgotten by height, never refused."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sharechain.chain.types import VOTE_PREVOTE, Commit
+from sharechain.consensus.bft import BftConfig, BftDriver, MemoryWal
+from sharechain.consensus.bft.engine import Engine
+from sharechain.consensus.bft.events import (
+    EVIDENCE_HEIGHTS_KEPT,
+    Action,
+    CommitBlock,
+    ReportEvidence,
+    StartHeight,
+    TimeoutFired,
+    VoteReceived,
+)
+from sharechain.consensus.bft.messages import NIL, WIRE_BYTES_MAX, Vote, encode_message
+from sharechain.consensus.bft.replica import (
+    ADMITTED,
+    BUFFERED,
+    IGNORED,
+    REJECTED,
+    Replica,
+)
+from sharechain.crypto import sha256, verify
+from sharechain.encoding import encode, to_obj
+from sharechain.sim.fakechain import FakeChain
+from sharechain.sim.harness import CHAIN_ID, TEST_CONFIG, Harness, make_validators
+
+
+def non_proposer(h_me: tuple[str, ...] = ("v0", "v1", "v2", "v3")) -> Harness:
+    for me in h_me:
+        h = Harness(me=me)
+        h.start()
+        if h.proposer(0) != me:
+            return h
+    raise AssertionError("no such layout")
+
+
+def vote_bytes(h: Harness, name: str, height: int, forged: bool = False) -> bytes:
+    k = h.keys[name]
+    u = Vote(VOTE_PREVOTE, height, 0, NIL, 5, k.address, b"")
+    sig = bytes(64) if forged else k.sign(u.sign_bytes(CHAIN_ID))
+    return encode_message(Vote(VOTE_PREVOTE, height, 0, NIL, 5, k.address, sig))
+
+
+def others(h: Harness) -> list[str]:
+    return [n for n in sorted(h.keys) if n != h.me]
+
+
+# ---------------------------------------------------------------- verdicts
+
+
+def test_replica_verdicts_admit_valid_reject_invalid_and_ignore_the_rest():
+    h = non_proposer()
+    r = Replica(h.engine)
+    x = others(h)[0]
+
+    def verdict(raw: bytes) -> tuple[str, str]:
+        r.receive(raw, 0)
+        assert r.last_verdict is not None and r.last_verdict.raw is raw
+        return r.last_verdict.outcome, r.last_verdict.reason
+
+    good, forged, garbage = vote_bytes(h, x, 1), vote_bytes(h, x, 1, True), b"\x00junk"
+    oversize = b"\x00" * (WIRE_BYTES_MAX + 1)
+    assert verdict(good) == (ADMITTED, "valid")
+    assert verdict(good) == (IGNORED, "duplicate")
+    assert verdict(forged) == (REJECTED, "bad_signature")
+    assert verdict(garbage) == (REJECTED, "garbage")
+    assert verdict(oversize) == (REJECTED, "oversize")
+    # Only admissions and rejections are queued for the transport, in order.
+    assert [(v.outcome, v.raw) for v in r.take_verdicts()] == [
+        (ADMITTED, good), (REJECTED, forged), (REJECTED, garbage), (REJECTED, oversize)]
+    assert r.take_verdicts() == []
+
+
+def test_a_buffered_future_message_is_admitted_or_rejected_when_released():
+    h = non_proposer()
+    r = Replica(h.engine)
+    x, y = others(h)[:2]
+    good, forged = vote_bytes(h, x, 2), vote_bytes(h, y, 2, True)
+    for raw in (good, forged):
+        r.receive(raw, 0)
+        assert r.last_verdict is not None and r.last_verdict.outcome == BUFFERED
+    assert r.take_verdicts() == []  # nothing relayed before its signature is checked
+    commit_height_one(h)
+    r.step(TimeoutFired("propose", 1, 0), 0)  # any step releases what height 2 buffered
+    assert [(v.outcome, v.raw) for v in r.take_verdicts()] == [
+        (ADMITTED, good), (REJECTED, forged)]
+    r.receive(vote_bytes(h, x, 1), 0)
+    assert r.last_verdict is not None and r.last_verdict.outcome == IGNORED
+    assert r.last_verdict.reason == "stale" and r.take_verdicts() == []
+
+
+def commit_height_one(h: Harness) -> Commit:
+    b = h.block(h.proposer(0))
+    h.drive(h.proposal(0, b))
+    h.votes(others(h), "prevote", 0, b)
+    out = [a for acts in h.votes(others(h), "precommit", 0, b) for a in acts]
+    (c,) = [a.commit for a in out if isinstance(a, CommitBlock)]
+    assert h.engine.height == 2
+    return c
+
+
+# ---------------------------------------------------------------- the driver
+
+
+class RecordingTransport:
+    def __init__(self) -> None:
+        self.receiver = None
+        self.relayed: list[bytes] = []
+        self.rejected: list[tuple[bytes, str]] = []
+
+    def broadcast(self, msg_bytes: bytes) -> None:
+        pass
+
+    def set_receiver(self, callback) -> None:
+        self.receiver = callback
+
+    def relay(self, msg_bytes: bytes) -> None:
+        self.relayed.append(msg_bytes)
+
+    def reject(self, msg_bytes: bytes, reason: str) -> None:
+        self.rejected.append((msg_bytes, reason))
+
+
+def test_the_driver_relays_admitted_messages_and_reports_invalid_ones():
+    slow = BftConfig(timeout_propose_ms=60_000, timeout_commit_ms=0, rebroadcast_ms=60_000)
+    keys, vset = make_validators(["v0", "v1", "v2", "v3"])
+    h = Harness()  # for its keys and vote helper only
+
+    async def main() -> tuple[RecordingTransport, bytes, bytes, bytes]:
+        chain = FakeChain(CHAIN_ID, vset, 1_700_000_000_000)
+        t = RecordingTransport()
+        d = BftDriver(chain, keys["v0"], t, MemoryWal(), slow)
+        await d.start()
+        good, forged = vote_bytes(h, "v1", 1), vote_bytes(h, "v2", 1, True)
+        for raw in (good, good, forged, b"\x00junk"):
+            t.receiver(raw)  # type: ignore[misc]
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+            if len(t.rejected) >= 2:
+                break
+        await d.stop()
+        return t, good, forged, b"\x00junk"
+
+    t, good, forged, junk = asyncio.run(main())
+    assert t.relayed == [good]  # once: a duplicate is neither relayed nor rejected
+    assert t.rejected == [(forged, "bad_signature"), (junk, "garbage")]
+
+
+# ---------------------------------------------------------------- verified once
+
+
+def test_each_precommit_signature_is_verified_once_per_node():
+    calls: list[bytes] = []
+
+    def counting(pub: bytes, msg: bytes, sig: bytes) -> bool:
+        calls.append(sig)
+        return verify(pub, msg, sig)
+
+    h = non_proposer()
+    h.engine = Engine(CHAIN_ID, h.keys[h.me], TEST_CONFIG, verifier=counting)
+    h.start()
+    r = Replica(h.engine)
+    x, y, z = others(h)
+    b = h.block(h.proposer(0))
+    pump(h, r, r.receive(encode_message(h.proposal(0, b).proposal), 0))
+    for n in (x, y, z):  # their precommits decide before our own prevote quorum
+        pump(h, r, r.receive(encode_message(h.vote(n, "precommit", 0, b).vote), 0))
+    assert h.engine.height == 2 and len(calls) == 4 == len(set(calls))
+    own = h.engine.last.commit  # type: ignore[union-attr]
+    assert len(own.sigs) == 3
+    # A proposal on our own last commit: only the proposal's signature is verified.
+    calls.clear()
+    p = h.proposal(0, h.block(h.proposer(0)), last_commit=own).proposal
+    pump(h, r, r.receive(encode_message(p), 0))
+    assert calls == [p.sig]
+    # Another commit of the same precommits (in another order) costs no Ed25519 check.
+    other = Commit(own.height, own.round, own.block_hash, tuple(reversed(own.sigs)))
+    assert other != own
+    assert h.engine._time_from(other) == h.engine._time_from(own)
+    assert calls == [p.sig]
+
+
+def pump(h: Harness, r: Replica, actions: list[Action]) -> None:
+    """Answer app requests through the replica, as a driver does."""
+    pending = [actions]
+    while pending:
+        for a in pending.pop(0):
+            answer = h.answer(a)
+            if answer is not None:
+                pending.append(r.step(answer, 0))
+
+
+# ---------------------------------------------------------------- validator set cache
+
+
+def test_validator_set_caches_do_not_change_its_encoding_or_equality():
+    keys, vset = make_validators(["a", "b", "c"], [1, 2, 3])
+    before = encode(vset)
+    assert vset.by_address(keys["b"].address).power == 2  # type: ignore[union-attr]
+    assert vset.by_address(b"\x00" * 20) is None
+    assert vset.hash() == sha256(before) and vset.total_power == 6
+    assert encode(vset) == before and list(to_obj(vset)) == ["validators"]
+    _, again = make_validators(["a", "b", "c"], [1, 2, 3])
+    assert again == vset and hash(again) == hash(vset)
+
+
+# ---------------------------------------------------------------- evidence
+
+
+def test_old_evidence_is_forgotten_by_height_and_reporting_goes_on():
+    h = non_proposer()
+    k = h.keys[others(h)[0]]
+
+    def double_vote(height: int) -> list[ReportEvidence]:
+        out: list[Action] = []
+        for bh in (b"\x01" * 32, NIL):
+            u = Vote(VOTE_PREVOTE, height, 0, bh, 5, k.address, b"")
+            v = Vote(VOTE_PREVOTE, height, 0, bh, 5, k.address, k.sign(u.sign_bytes(CHAIN_ID)))
+            out += h.engine.step(VoteReceived(v), 0)
+        return [a for a in out if isinstance(a, ReportEvidence)]
+
+    assert len(double_vote(1)) == 1 and len(h.engine.evidence) == 1
+    far = 1 + EVIDENCE_HEIGHTS_KEPT + 1
+    h.engine.step(StartHeight(far, h.vset, h.chain.last_block_time_ms()), 0)
+    assert h.engine.evidence == [] and h.engine._evidence_keys == set()
+    assert len(double_vote(far)) == 1
+    assert [e.vote_a.height for e in h.engine.evidence] == [far]
