@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -31,12 +30,11 @@ from sharechain.app.framework import App
 from sharechain.app.state import Readable
 from sharechain.chain.types import Tx, decode_tx, verify_tx_signature
 from sharechain.errors import DecodeError, ShareChainError
+from sharechain.sigverify import SignatureVerifier
 
 MEMPOOL_BYTES_MAX = 64 * 1024 * 1024
 MEMPOOL_TXS_MAX = 200_000
 MEMPOOL_TXS_PER_SENDER_MAX = 2_000
-VERIFY_THREADS = 2
-VERIFY_CHUNK_MIN = 64
 
 
 @dataclass
@@ -53,17 +51,22 @@ class ChainFacts:
                  nonce_of: Callable[[Readable, bytes], int],
                  balance_of: Callable[[Readable, bytes], int],
                  fee_per_cost_unit: Callable[[Readable], int],
-                 is_committed: Callable[[bytes], bool]) -> None:
+                 is_committed: Callable[[bytes], bool],
+                 committed_among: Callable[[list[bytes]], set[bytes]] | None = None) -> None:
         self.next_height = next_height
         self.state = state
         self.nonce_of = nonce_of
         self.balance_of = balance_of
         self.fee_per_cost_unit = fee_per_cost_unit
         self.is_committed = is_committed
+        # One store read for a whole batch; defaults to asking hash by hash.
+        self.committed_among = committed_among or (
+            lambda hashes: {h for h in hashes if is_committed(h)})
 
 
 class Mempool:
-    def __init__(self, app: App, facts: ChainFacts, limits: MempoolLimits | None = None) -> None:
+    def __init__(self, app: App, facts: ChainFacts, limits: MempoolLimits | None = None,
+                 verifier: SignatureVerifier | None = None) -> None:
         self.app = app
         self.facts = facts
         self.limits = limits or MempoolLimits()
@@ -72,7 +75,7 @@ class Mempool:
         self._committed_nonce: dict[bytes, int] = {}
         self._pending_fees: dict[bytes, int] = {}
         self.bytes = 0
-        self._pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="sigverify")
+        self.verifier = verifier or SignatureVerifier()
         self.stats = {"admitted": 0, "rejected": 0, "evicted": 0, "dropped_on_recheck": 0}
         # Called with (raw, hash) for every admitted tx: P2P gossip, local validators.
         self.on_admit: list[Callable[[bytes, bytes], None]] = []
@@ -87,33 +90,61 @@ class Mempool:
         return self._txs.get(tx_hash)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.verifier.close()
 
     # ---------------------------------------------------------------- admission
     def add(self, raw: bytes) -> Tx:
-        tx = self._parse(raw)
-        if not verify_tx_signature(tx):
+        try:
+            tx = self._parse(raw)
+            if not verify_tx_signature(tx):
+                raise ShareChainError("invalid_signature", "the tx signature does not verify")
+            return self._admit(tx)
+        except ShareChainError:
             self.stats["rejected"] += 1
-            raise ShareChainError("invalid_signature", "the tx signature does not verify")
-        return self._admit(tx)
+            raise
 
     def add_batch(self, raws: list[bytes]) -> list[Tx | ShareChainError]:
-        """Admit many txs; signatures are verified in parallel threads (libsodium drops the GIL)."""
+        """Admit many txs; big batches have their signatures verified in worker processes."""
         return self.admit_many(self.prepare(raws))
 
     def prepare(self, raws: list[bytes]) -> list[Tx | ShareChainError]:
         """Parse every tx and verify the signatures of the well-formed ones, in parallel.
 
-        Touches no pool state, so the API runs it in a worker thread and then calls
-        :meth:`admit_many` on the event loop.
+        Touches no pool state but the duplicate check (a read), so it may run in a worker
+        thread; :meth:`admit_many` then runs on the thread that owns the pool.
         """
+        parsed = self.parse_many(raws)
+        self.verify_many([t for t in parsed if isinstance(t, Tx) and not t.verified])
+        return parsed
+
+    async def prepare_async(self, raws: list[bytes]) -> list[Tx | ShareChainError]:
+        """:meth:`prepare` for the event loop: parsing runs here, and the loop runs on
+        while worker processes verify the signatures."""
+        parsed = self.parse_many(raws)
+        await self.verify_many_async([t for t in parsed if isinstance(t, Tx) and not t.verified])
+        return parsed
+
+    def parse_many(self, raws: list[bytes]) -> list[Tx | ShareChainError]:
+        """Decode and schema-check txs; one store read answers which are already committed."""
         parsed: list[Tx | ShareChainError] = []
         for raw in raws:
             try:
-                parsed.append(self._parse(raw))
+                parsed.append(self._decode(raw))
             except ShareChainError as exc:
                 parsed.append(exc)
-        self.verify_many([t for t in parsed if isinstance(t, Tx) and not t.verified])
+        committed = self.facts.committed_among([t.hash for t in parsed if isinstance(t, Tx)])
+        pool = self._txs
+        stateless_check = self.app.stateless_check
+        for i, t in enumerate(parsed):
+            if isinstance(t, ShareChainError):
+                continue
+            if t.hash in pool or t.hash in committed:
+                parsed[i] = _duplicate()
+                continue
+            try:
+                stateless_check(t)
+            except ShareChainError as exc:
+                parsed[i] = exc
         return parsed
 
     def admit_many(self, parsed: list[Tx | ShareChainError]) -> list[Tx | ShareChainError]:
@@ -137,24 +168,24 @@ class Mempool:
         return out
 
     def verify_many(self, txs: list[Tx]) -> None:
-        if len(txs) < VERIFY_CHUNK_MIN:
-            for t in txs:
-                verify_tx_signature(t)
-            return
-        n = VERIFY_THREADS
-        chunks = [txs[i::n] for i in range(n)]
-        list(self._pool.map(_verify_chunk, chunks))
+        """Set ``verified`` on each tx (worker processes for big batches)."""
+        _apply(txs, self.verifier.verify([(t.body.signer, t.body_bytes, t.sig) for t in txs]))
 
-    def _parse(self, raw: bytes) -> Tx:
+    async def verify_many_async(self, txs: list[Tx]) -> None:
+        _apply(txs, await self.verifier.verify_async(
+            [(t.body.signer, t.body_bytes, t.sig) for t in txs]))
+
+    def _decode(self, raw: bytes) -> Tx:
         try:
-            tx = decode_tx(raw)
+            return decode_tx(raw)
         except DecodeError as exc:
-            self.stats["rejected"] += 1
             raise ShareChainError(exc.code if exc.code != "malformed" else "malformed_tx",
                                   exc.message) from None
-        existing = self._txs.get(tx.hash)
-        if existing is not None or self.facts.is_committed(tx.hash):
-            raise ShareChainError("duplicate_tx", "this tx is already in the pool or committed")
+
+    def _parse(self, raw: bytes) -> Tx:
+        tx = self._decode(raw)
+        if tx.hash in self._txs or self.facts.is_committed(tx.hash):
+            raise _duplicate()
         self.app.stateless_check(tx)
         return tx
 
@@ -290,6 +321,10 @@ class Mempool:
             self.bytes += tx.size
 
 
-def _verify_chunk(txs: list[Tx]) -> None:
-    for t in txs:
-        verify_tx_signature(t)
+def _duplicate() -> ShareChainError:
+    return ShareChainError("duplicate_tx", "this tx is already in the pool or committed")
+
+
+def _apply(txs: list[Tx], verdicts: bytes) -> None:
+    for t, ok in zip(txs, verdicts):
+        t.verified = bool(ok)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import cbor2
+import cborx
 import httpx
 import pytest
 
@@ -39,11 +39,11 @@ def test_state_proofs_verify_and_tampering_is_caught(client: Client):
     client.send(alice, carol.bech32, 5)
     key = balance_key(carol.address)
     value = client.state(key, verify=True)
-    assert value is not None and cbor2.loads(value) == client.balance(carol.address)
+    assert value is not None and cborx.loads(value) == client.balance(carol.address)
     absent = balance_key(PrivateKey.from_name("nobody-ever").address)
     assert client.state(absent, verify=True) is None
     d = client.get(f"/v1/state/{key.hex()}")
-    forged_value = cbor2.dumps(10**15)
+    forged_value = cborx.dumps(10**15)
     with pytest.raises(ShareChainError) as e:
         client.verify_state(key, forged_value, d)
     assert e.value.code == "proof_invalid"
@@ -67,7 +67,7 @@ def test_bad_input_rejected_without_state_change(client: Client):
     acct_before = client.account(alice.address)
     height = client.status()["height"]
     good = _raw(client)
-    d = cbor2.loads(good)
+    d = cborx.loads(good)
     cases = {
         "malformed_tx": b"\xffgarbage",
         "non_canonical": good + b"\x00",

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from functools import cache
 from hashlib import sha256
 
-import cbor2
+import cborx
 import lmdb
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -112,7 +112,7 @@ def check_proofs(
     for key, proof in proofs.items():
         value = model.get(key)
         assert verify_proof(root, key, value, proof), key
-        assert Proof.from_obj(cbor2.loads(cbor2.dumps(proof.to_obj()))) == proof
+        assert Proof.from_obj(cborx.loads(cborx.dumps(proof.to_obj()))) == proof
         assert not verify_proof(other_root, key, value, proof)
         for wrong in (None, b"", b"a", b"zz"):
             if wrong != value:

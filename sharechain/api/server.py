@@ -13,7 +13,7 @@ import base64
 import json
 from typing import TYPE_CHECKING, Any
 
-import cbor2
+import cborx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -160,17 +160,16 @@ def create_app(node: "Node") -> FastAPI:
     async def submit_batch(request: Request) -> dict[str, Any]:
         body = await _body(request, BATCH_BYTES_MAX)
         try:
-            raws = cbor2.loads(body)
+            raws = cborx.loads(body)
         except Exception:
             raise _err("invalid_request", "batch body must be a CBOR array of byte strings") from None
         if not isinstance(raws, list) or not all(isinstance(r, bytes) for r in raws):
             raise _err("invalid_request", "batch body must be a CBOR array of byte strings")
         if len(raws) > BATCH_TXS_MAX:
             raise _err("payload_too_large", f"a batch holds at most {BATCH_TXS_MAX} txs")
-        # Parsing and signature checks run off the event loop (signatures in parallel:
-        # libsodium drops the GIL); admission, which touches the pool, runs here.
-        loop = asyncio.get_running_loop()
-        parsed = await loop.run_in_executor(None, chain.mempool.prepare, raws)
+        # Parsing runs here; signatures are checked in parallel threads (libsodium drops
+        # the GIL) while the loop serves other work; then admission, which owns the pool.
+        parsed = await chain.mempool.prepare_async(raws)
         out = []
         accepted = 0
         for item in chain.mempool.admit_many(parsed):
@@ -208,7 +207,7 @@ def create_app(node: "Node") -> FastAPI:
         out = views.block_json(block, commit)
         ev = chain.store.block_events(height)
         if ev:
-            out["block_events"] = views.plain(cbor2.loads(ev))
+            out["block_events"] = views.plain(cborx.loads(ev))
         return out
 
     @api.get("/v1/blocks/latest", tags=["blocks"])

@@ -14,7 +14,7 @@ import time
 from dataclasses import is_dataclass
 from typing import Any
 
-import cbor2
+import cborx
 import httpx
 
 from sharechain.chain.types import (
@@ -164,7 +164,7 @@ class Client:
         root = block.header.state_root
         if root.hex() != d["state_root"]:
             raise ShareChainError("proof_invalid", "state root differs from the committed header")
-        proof = Proof.from_obj(cbor2.loads(bytes.fromhex(d["proof"])))
+        proof = Proof.from_obj(cborx.loads(bytes.fromhex(d["proof"])))
         if not verify_proof(root, key, value, proof):
             raise ShareChainError("proof_invalid", "state proof does not verify")
 
@@ -203,7 +203,7 @@ class Client:
         return self.post("/v1/txs", raw, {"mode": mode})
 
     def submit_batch(self, raws: list[bytes]) -> dict[str, Any]:
-        return self.post("/v1/txs/batch", cbor2.dumps(raws))
+        return self.post("/v1/txs/batch", cborx.dumps(raws))
 
     def broadcast(self, key: PrivateKey, msgs: list[tuple[str, Any]], wait: bool = True,
                   check: bool = True, **kw: Any) -> dict[str, Any]:

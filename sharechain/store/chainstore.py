@@ -214,6 +214,14 @@ class ChainStore:
         with self.env.begin(db=self.db_txs) as txn:
             return txn.get(tx_hash) is not None
 
+    def committed_among(self, tx_hashes: list[bytes]) -> set[bytes]:
+        """Which of ``tx_hashes`` are committed, in one read transaction."""
+        if not tx_hashes:
+            return set()
+        with self.env.begin(db=self.db_txs) as txn:
+            get = txn.get
+            return {h for h in tx_hashes if get(h) is not None}
+
     def tx_result(self, height: int, index: int) -> bytes | None:
         with self.env.begin(db=self.db_results) as txn:
             return txn.get(_HI.pack(height, index))

@@ -1,0 +1,125 @@
+"""Batch signature verification in worker processes.
+
+Why processes: libsodium drops the interpreter lock while it checks one signature, but
+the Python loop around each call needs the lock back. When the node's main thread is busy
+executing a block or parsing a batch, a verifying thread gets the lock only when the main
+thread is made to yield it (every ``sys.getswitchinterval()``, 5 ms), so a verifying thread
+checks about one signature per 5 ms exactly when the node is busiest. A worker process has
+its own interpreter lock: it verifies a whole chunk at libsodium's speed while the main
+thread keeps executing, and the transfer costs one pickled list of (key, message,
+signature) triples out and one bytes object back.
+
+Small batches (under ``INLINE_MAX``) are checked on the calling thread: their cost is below
+the round trip to a worker. If the pool breaks (a worker killed), the batch is verified
+inline and a fresh pool is started on the next call, so a verdict is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from sharechain.crypto import verify
+
+log = logging.getLogger("sharechain.sigverify")
+
+INLINE_MAX = 64  # batches up to this size are verified on the calling thread
+Triple = tuple[bytes, bytes, bytes]  # (public key, signed message, signature)
+
+
+def verify_chunk(items: Sequence[Triple]) -> bytes:
+    """One byte per item: 1 if its signature verifies, else 0 (runs in a worker)."""
+    return bytes([verify(pk, msg, sig) for pk, msg, sig in items])
+
+
+def default_processes() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+class SignatureVerifier:
+    """Verifies batches of Ed25519 signatures in ``processes`` worker processes.
+
+    ``processes=0`` verifies everything on the calling thread (tests, tiny nodes).
+    Workers are started on first use and stopped by :meth:`close`.
+    """
+
+    def __init__(self, processes: int | None = None) -> None:
+        self.processes = default_processes() if processes is None else processes
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # ------------------------------------------------------------ pool
+    def _executor(self) -> ProcessPoolExecutor | None:
+        if self.processes <= 0 or self._closed:
+            return None
+        with self._lock:
+            if self._pool is None:
+                # forkserver: workers start from a clean interpreter, not a fork of a
+                # process that runs threads and an event loop.
+                ctx = multiprocessing.get_context("forkserver")
+                self._pool = ProcessPoolExecutor(self.processes, mp_context=ctx)
+            return self._pool
+
+    def _drop_pool(self, pool: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _submit(self, items: Sequence[Triple]) -> list[Future[bytes]] | None:
+        pool = self._executor()
+        if pool is None:
+            return None
+        n = min(self.processes, max(1, len(items) // INLINE_MAX))
+        step = -(-len(items) // n)
+        try:
+            return [pool.submit(verify_chunk, items[i:i + step]) for i in range(0, len(items), step)]
+        except (BrokenProcessPool, RuntimeError):
+            self._drop_pool(pool)
+            return None
+
+    # ------------------------------------------------------------ verification
+    def verify(self, items: Sequence[Triple]) -> bytes:
+        """Verdicts for ``items``, blocking until they are all checked."""
+        if len(items) <= INLINE_MAX:
+            return verify_chunk(items)
+        futures = self._submit(items)
+        if futures is None:
+            return verify_chunk(items)
+        try:
+            return b"".join(f.result() for f in futures)
+        except BrokenProcessPool:
+            log.warning("a signature worker died; verifying this batch inline")
+            if self._pool is not None:
+                self._drop_pool(self._pool)
+            return verify_chunk(items)
+
+    async def verify_async(self, items: Sequence[Triple]) -> bytes:
+        """:meth:`verify` for the event loop: the loop runs on while workers verify."""
+        if len(items) <= INLINE_MAX:
+            return verify_chunk(items)
+        futures = self._submit(items)
+        if futures is None:
+            return verify_chunk(items)
+        try:
+            parts = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+        except BrokenProcessPool:
+            log.warning("a signature worker died; verifying this batch inline")
+            if self._pool is not None:
+                self._drop_pool(self._pool)
+            return verify_chunk(items)
+        return b"".join(parts)
