@@ -131,7 +131,7 @@ def _check_plain(obj: Any, depth: int) -> None:
 
 # ---------------------------------------------------------------- records
 
-_Checker = Callable[[Any, str], Any]
+_Checker = Callable[[Any], Any]
 _CHECKERS: dict[type, _Checker] = {}
 
 
@@ -157,11 +157,18 @@ def to_obj(record: Any) -> Any:
 
 
 def from_obj(cls: type[T], obj: Any, where: str = "") -> T:
-    """Build record ``cls`` from plain data, or raise :class:`DecodeError`."""
+    """Build record ``cls`` from plain data, or raise :class:`DecodeError`.
+
+    The error names the place, ``where`` (default: the class name) followed by the path
+    into ``obj``: ``msgs[0].amount: expected an integer``."""
     checker = _CHECKERS.get(cls)
     if checker is None:
         checker = _compile(cls)
-    return checker(obj, where or cls.__name__)  # type: ignore[no-any-return]
+    try:
+        return checker(obj)  # type: ignore[no-any-return]
+    except _Bad as bad:
+        path = "".join(reversed(bad.path))
+        raise DecodeError(f"{where or cls.__name__}{path}: {bad.message}", bad.code) from None
 
 
 _RECORD_CACHE: dict[tuple[type, bytes], Any] = {}
@@ -211,6 +218,32 @@ def _immutable_record(tp: Any) -> bool:
     return tp in (int, str, bytes, bool, type(None))
 
 
+class _Bad(Exception):
+    """A schema violation on its way up to :func:`from_obj`, which names where it happened.
+
+    Checkers build no path strings while input is good: each container adds its own step
+    (``.field``, ``[3]``) to ``path`` only when an error passes through it."""
+
+    def __init__(self, message: str, code: str = "malformed") -> None:
+        self.message = message
+        self.code = code
+        self.path: list[str] = []  # innermost step first
+
+
+_SCALAR_MESSAGES = {int: "expected an integer", bool: "expected a boolean", str: "expected text",
+                    bytes: "expected a byte string"}
+
+
+def _scalar_checker(tp: type) -> _Checker:
+    message = _SCALAR_MESSAGES[tp]
+
+    def check_scalar(v: Any) -> Any:
+        if type(v) is not tp:
+            raise _Bad(message)
+        return v
+    return check_scalar
+
+
 def _compile(tp: Any) -> _Checker:
     if isinstance(tp, type) and tp in _CHECKERS:
         return _CHECKERS[tp]
@@ -218,61 +251,64 @@ def _compile(tp: Any) -> _Checker:
         return _compile_record(tp)
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if tp is int:
-        def check_int(v: Any, where: str) -> int:
-            if type(v) is not int:
-                raise DecodeError(f"{where}: expected an integer")
-            return v
-        return check_int
-    if tp is bool:
-        def check_bool(v: Any, where: str) -> bool:
-            if type(v) is not bool:
-                raise DecodeError(f"{where}: expected a boolean")
-            return v
-        return check_bool
-    if tp is str:
-        def check_str(v: Any, where: str) -> str:
-            if type(v) is not str:
-                raise DecodeError(f"{where}: expected text")
-            return v
-        return check_str
-    if tp is bytes:
-        def check_bytes(v: Any, where: str) -> bytes:
-            if type(v) is not bytes:
-                raise DecodeError(f"{where}: expected a byte string")
-            return v
-        return check_bytes
+    if tp in _SCALAR_MESSAGES:
+        return _scalar_checker(tp)
     if tp is Any:
-        return lambda v, where: v
+        return lambda v: v
     if origin in (typing.Union, types.UnionType):
         non_none = [a for a in args if a is not type(None)]
         if len(non_none) != 1 or len(args) != 2:
             raise TypeError(f"unsupported union {tp}")
         inner = _compile(non_none[0])
-        return lambda v, where: None if v is None else inner(v, where)
+        return lambda v: None if v is None else inner(v)
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
             item = _compile(args[0])
 
-            def check_tuple(v: Any, where: str) -> tuple[Any, ...]:
+            def check_tuple(v: Any) -> tuple[Any, ...]:
                 if type(v) is not list:
-                    raise DecodeError(f"{where}: expected a list")
-                return tuple(item(x, f"{where}[{i}]") for i, x in enumerate(v))
+                    raise _Bad("expected a list")
+                try:
+                    return tuple([item(x) for x in v])
+                except _Bad as bad:
+                    for i, x in enumerate(v):  # find which item (error path only)
+                        try:
+                            item(x)
+                        except _Bad:
+                            bad.path.append(f"[{i}]")
+                            break
+                    raise
             return check_tuple
         items = [_compile(a) for a in args]
 
-        def check_fixed(v: Any, where: str) -> tuple[Any, ...]:
+        def check_fixed(v: Any) -> tuple[Any, ...]:
             if type(v) is not list or len(v) != len(items):
-                raise DecodeError(f"{where}: expected a list of {len(items)} items")
-            return tuple(c(x, f"{where}[{i}]") for i, (c, x) in enumerate(zip(items, v)))
+                raise _Bad(f"expected a list of {len(items)} items")
+            i = 0
+            try:
+                out = []
+                for i, (c, x) in enumerate(zip(items, v)):
+                    out.append(c(x))
+                return tuple(out)
+            except _Bad as bad:
+                bad.path.append(f"[{i}]")
+                raise
         return check_fixed
     if origin is dict:
         kc, vc = _compile(args[0]), _compile(args[1])
 
-        def check_dict(v: Any, where: str) -> dict[Any, Any]:
+        def check_dict(v: Any) -> dict[Any, Any]:
             if type(v) is not dict:
-                raise DecodeError(f"{where}: expected a map")
-            return {kc(k, where): vc(x, f"{where}.{k}") for k, x in v.items()}
+                raise _Bad("expected a map")
+            out = {}
+            for k, x in v.items():
+                k = kc(k)
+                try:
+                    out[k] = vc(x)
+                except _Bad as bad:
+                    bad.path.append(f".{k}")
+                    raise
+            return out
         return check_dict
     raise TypeError(f"unsupported field type {tp!r}")
 
@@ -286,27 +322,42 @@ def _compile_record(cls: type) -> _Checker:
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     )
     # Placeholder first so self-referential records compile.
-    _CHECKERS[cls] = lambda v, where: checker(v, where)
-    field_checks = [(f.name, _compile(hints[f.name])) for f in fields]
+    _CHECKERS[cls] = lambda v: checker(v)
+    # Scalar fields are checked inline by type; others call their checker.
+    field_checks = [(f.name, hints[f.name] if hints[f.name] in _SCALAR_MESSAGES else None,
+                     _compile(hints[f.name])) for f in fields]
 
-    def checker(v: Any, where: str) -> Any:
+    def checker(v: Any) -> Any:
         if type(v) is not dict:
-            raise DecodeError(f"{where}: expected a map")
+            raise _Bad("expected a map")
         keys = v.keys()
         if not keys <= names:
             unknown = sorted(keys - names)
-            raise DecodeError(f"{where}: unknown field(s) {', '.join(unknown)}", "unknown_field")
+            raise _Bad(f"unknown field(s) {', '.join(unknown)}", "unknown_field")
         if not required <= keys:
             missing = sorted(required - keys)
-            raise DecodeError(f"{where}: missing field(s) {', '.join(missing)}")
-        kwargs = {name: check(v[name], f"{where}.{name}") for name, check in field_checks
-                  if name in v}
+            raise _Bad(f"missing field(s) {', '.join(missing)}")
+        kwargs = {}
+        name = ""
+        try:
+            for name, tp, check in field_checks:
+                if name in v:
+                    x = v[name]
+                    if tp is None:
+                        kwargs[name] = check(x)
+                    elif type(x) is tp:
+                        kwargs[name] = x
+                    else:
+                        raise _Bad(_SCALAR_MESSAGES[tp])
+        except _Bad as bad:
+            bad.path.append(f".{name}")
+            raise
         try:
             return cls(**kwargs)
         except DecodeError:
             raise
         except (ValueError, TypeError) as exc:
-            raise DecodeError(f"{where}: {exc}") from None
+            raise _Bad(str(exc)) from None
 
     _CHECKERS[cls] = checker
     return checker

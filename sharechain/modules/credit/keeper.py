@@ -29,7 +29,7 @@ from sharechain.app.framework import Context
 from sharechain.app.state import Readable, prefix_end
 from sharechain.crypto import bech32_address
 from sharechain.encoding import decode_trusted, encode, from_obj, to_obj
-from sharechain.errors import ShareChainError
+from sharechain.errors import ShareChainError, invariant
 from sharechain.modules.credit import keys, score
 from sharechain.modules.credit.types import (
     AS_CONSUMER,
@@ -190,8 +190,11 @@ class CreditKeeper:
 
     @staticmethod
     def _fold_oldest(ctx: Context, subject: bytes, s: Summary, half_life_ms: int) -> Summary:
-        prefix = keys.event_prefix(subject)
-        k, raw = next(iter(ctx.state.iter_range(prefix, prefix_end(prefix))))
+        # Events are only ever removed here, oldest first, so the kept ones are exactly
+        # seq next_seq - kept .. next_seq - 1: the oldest is found without a range scan.
+        k = keys.event_key(subject, s.next_seq - s.kept)
+        raw = ctx.state.get(k)
+        invariant(raw is not None, "the oldest kept credit event is missing")
         oldest = from_obj(CreditEvent, decode_trusted(raw))
         carry, carry_ms = score.fold(s.carry_milli, s.carry_ms, oldest.weight, oldest.time_ms,
                                      half_life_ms)
