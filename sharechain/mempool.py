@@ -28,9 +28,9 @@ from fractions import Fraction
 
 from sharechain.app.framework import App
 from sharechain.app.state import Readable
-from sharechain.chain.types import Tx, decode_tx, verify_tx_signature
+from sharechain.chain.types import Tx, decode_tx
 from sharechain.errors import DecodeError, ShareChainError
-from sharechain.sigverify import SignatureVerifier
+from sharechain.sigverify import SignatureVerifier, Triple
 
 MEMPOOL_BYTES_MAX = 64 * 1024 * 1024
 MEMPOOL_TXS_MAX = 200_000
@@ -96,7 +96,9 @@ class Mempool:
     def add(self, raw: bytes) -> Tx:
         try:
             tx = self._parse(raw)
-            if not verify_tx_signature(tx):
+            if not tx.verified:
+                self.verify_many([tx])
+            if not tx.verified:
                 raise ShareChainError("invalid_signature", "the tx signature does not verify")
             return self._admit(tx)
         except ShareChainError:
@@ -168,12 +170,33 @@ class Mempool:
         return out
 
     def verify_many(self, txs: list[Tx]) -> None:
-        """Set ``verified`` on each tx (worker processes for big batches)."""
-        _apply(txs, self.verifier.verify([(t.body.signer, t.body_bytes, t.sig) for t in txs]))
+        """Set ``verified`` on each tx, and verify the signatures its messages carry
+        (worker processes for big batches; see :meth:`App.embedded_signatures`)."""
+        items, extra = self._signature_work(txs)
+        self._apply(txs, items, extra, self.verifier.verify(items))
 
     async def verify_many_async(self, txs: list[Tx]) -> None:
-        _apply(txs, await self.verifier.verify_async(
-            [(t.body.signer, t.body_bytes, t.sig) for t in txs]))
+        items, extra = self._signature_work(txs)
+        self._apply(txs, items, extra, await self.verifier.verify_async(items))
+
+    def _signature_work(self, txs: list[Tx]) -> tuple[list[Triple], int]:
+        items: list[Triple] = [(t.body.signer, t.body_bytes, t.sig) for t in txs]
+        n = len(items)
+        if self.app.has_embedded_signatures and txs:
+            state = self.facts.state()
+            for t in txs:
+                try:
+                    items.extend(self.app.embedded_signatures(state, t))
+                except (ShareChainError, ValueError):
+                    pass  # execution will report what is wrong with the message
+        return items, len(items) - n
+
+    def _apply(self, txs: list[Tx], items: list[Triple], extra: int, verdicts: bytes) -> None:
+        for t, ok in zip(txs, verdicts):
+            t.verified = bool(ok)
+        if extra:
+            n = len(txs)
+            self.app.verified.record(items[n:], verdicts[n:])
 
     def _decode(self, raw: bytes) -> Tx:
         try:
@@ -325,6 +348,3 @@ def _duplicate() -> ShareChainError:
     return ShareChainError("duplicate_tx", "this tx is already in the pool or committed")
 
 
-def _apply(txs: list[Tx], verdicts: bytes) -> None:
-    for t, ok in zip(txs, verdicts):
-        t.verified = bool(ok)

@@ -26,6 +26,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from sharechain.crypto import verify
+from sharechain.lru import BoundedMap
 
 log = logging.getLogger("sharechain.sigverify")
 
@@ -123,3 +124,32 @@ class SignatureVerifier:
                 self._drop_pool(self._pool)
             return verify_chunk(items)
         return b"".join(parts)
+
+
+VERIFIED_LEN_MAX = 200_000
+
+
+class VerifiedSignatures:
+    """Signatures carried inside messages that this node has already found valid.
+
+    The mempool verifies them in its workers at admission and records the good ones here;
+    block execution then looks a signature up instead of verifying it again. Only valid
+    verdicts are kept, so a lookup answers exactly what a fresh check would (a miss just
+    verifies), and the state machine stays deterministic. Bounded: the oldest fall out.
+    """
+
+    def __init__(self, len_max: int = VERIFIED_LEN_MAX) -> None:
+        self._valid: BoundedMap[Triple, bool] = BoundedMap(len_max)
+
+    def __len__(self) -> int:
+        return len(self._valid)
+
+    def record(self, items: Sequence[Triple], verdicts: bytes) -> None:
+        for item, ok in zip(items, verdicts):
+            if ok:
+                self._valid.put(item, True)
+
+    def check(self, pubkey: bytes, message: bytes, signature: bytes) -> bool:
+        if (pubkey, message, signature) in self._valid:
+            return True
+        return verify(pubkey, message, signature)

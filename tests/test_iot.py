@@ -383,3 +383,28 @@ def test_plausibility_never_crashes(r: Report, prev, last_counter: int, last_tim
                             "counter_gap", "time_backwards"}
     if loc is not None and r.kind == "location" and r.payload.geohash == loc.payload.geohash:
         assert "speed" not in reasons
+
+
+def test_report_signatures_are_verified_at_admission_and_not_again(net: TestNet, monkeypatch) -> None:
+    import sharechain.sigverify as sv
+
+    from sharechain.modules.iot.types import report_sign_bytes
+
+    net.ok("gateway", [submit(report(net, kind="battery", percent=70))])
+    good = report(net, kind="battery", percent=60)
+    forged = SignedReport(report(net, kind="battery", percent=50).report,
+                          PrivateKey.from_name("mallory").sign(b"y" * 10))
+    memo = net.chain.app.verified
+    net.chain.mempool.add(net.sign("gateway", [submit(good)]))
+    triple = (bytes(DEV9.public_key), report_sign_bytes(net.chain_id, good.report), good.sig)
+    assert triple in memo._valid                       # verified in the mempool
+    calls: list[bytes] = []
+    real = sv.verify
+    monkeypatch.setattr(sv, "verify", lambda pk, m, s: calls.append(m) or real(pk, m, s))
+    net.produce()
+    assert device(net).last_counter == good.report.counter
+    assert calls == []                                 # execution found the verdict
+    # a forged signature is never remembered: execution checks it and refuses the report
+    res = net.submit_block([net.sign("gateway", [submit(forged)])])[0]
+    assert res.code == "invalid_report_signature"
+    assert not any(t[2] == forged.sig for t in memo._valid._d)

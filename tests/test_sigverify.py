@@ -54,7 +54,8 @@ def test_small_batches_stay_inline(verifier) -> None:
 
 def test_malformed_keys_and_signatures_are_false_not_errors() -> None:
     good = _triples(1, set())[0]
-    assert verify_chunk([(b"short", good[1], good[2]), (good[0], good[1], b"x" * 10), good]) == b"\x00\x00\x01"
+    bad = [(b"short", good[1], good[2]), (good[0], good[1], b"x" * 10)]
+    assert verify_chunk([*bad, good]) == b"\x00\x00\x01"
 
 
 def test_a_killed_worker_loses_no_verdict(verifier) -> None:

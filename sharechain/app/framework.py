@@ -29,6 +29,7 @@ from sharechain.chain.types import Tx
 from sharechain.crypto import sha256
 from sharechain.encoding import decode_trusted, encode, from_obj, record_from_state, to_obj
 from sharechain.errors import DecodeError, ShareChainError
+from sharechain.sigverify import VerifiedSignatures
 
 TX_BASE_COST = 10
 # Event budgets. A transaction may emit this many per message it carries; block hooks share
@@ -113,6 +114,12 @@ class Context:
     def iter_range(self, start: bytes, end: bytes) -> Iterable[tuple[bytes, bytes]]:
         return self.state.iter_range(start, end)
 
+    def verify_signature(self, pubkey: bytes, message: bytes, signature: bytes) -> bool:
+        """Ed25519 check for signatures carried inside messages (device reports, key
+        bindings). A signature the node already verified at admission is not checked again;
+        the verdict is the same either way, so execution stays deterministic."""
+        return self.app.verified.check(pubkey, message, signature)
+
     def emit(self, type_: str, **attrs: Any) -> None:
         if len(self.events) >= self.events_max:
             raise ShareChainError("too_many_events", "too many events emitted")
@@ -157,6 +164,11 @@ class Module:
     begin_block: Hook | None = None
     end_block: Hook | None = None
     invariants: dict[str, InvariantCheck] = field(default_factory=dict)
+    # Signatures a message carries besides the tx's own, as (public key, signed bytes,
+    # signature), found with the committed state: the mempool verifies them in its worker
+    # processes at admission, so block execution finds the verdict in App.verified.
+    # Called as signatures(state, chain_id, msg) for each message of this module.
+    signatures: Callable[[Readable, str, Any], list[tuple[bytes, bytes, bytes]]] | None = None
 
 
 class App:
@@ -167,6 +179,10 @@ class App:
         self.modules = modules
         self.by_name = {m.name: m for m in modules}
         self.msg_specs: dict[str, MsgSpec] = {}
+        self.verified = VerifiedSignatures()
+        self._signature_hooks: dict[str, Callable[[Readable, str, Any], list[Any]]] = {
+            spec.type: m.signatures for m in modules if m.signatures for spec in m.msgs}
+        self.has_embedded_signatures = bool(self._signature_hooks)
         for m in modules:
             for spec in m.msgs:
                 if spec.type in self.msg_specs:
@@ -190,6 +206,18 @@ class App:
                 raise ShareChainError(exc.code if exc.code != "malformed" else "invalid_msg",
                                       exc.message) from None
         tx.msgs = tuple(out)
+
+    def embedded_signatures(self, state: Readable, tx: Tx) -> list[tuple[bytes, bytes, bytes]]:
+        """Signatures inside the messages of a decoded tx (see ``Module.signatures``)."""
+        hooks = self._signature_hooks
+        if not hooks:
+            return []
+        out: list[tuple[bytes, bytes, bytes]] = []
+        for (mtype, _), msg in zip(tx.body.msgs, tx.msgs):
+            hook = hooks.get(mtype)
+            if hook is not None:
+                out.extend(hook(state, self.chain_id, msg))
+        return out
 
     def required_fee(self, tx: Tx, fee_per_cost_unit: int) -> int:
         cost = TX_BASE_COST

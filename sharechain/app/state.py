@@ -57,12 +57,15 @@ class Overlay:
     are small and scan their dict.
     """
 
-    __slots__ = ("parent", "writes", "_order")
+    __slots__ = ("parent", "writes", "_order", "_unsorted")
 
     def __init__(self, parent: Readable, ordered: bool = False) -> None:
         self.parent = parent
         self.writes: dict[bytes, bytes | None] = {}
         self._order: SortedList | None = SortedList() if ordered else None
+        # New keys of an ordered overlay wait here until a range read needs them sorted:
+        # one bulk update per range read instead of an insertion per write.
+        self._unsorted: list[bytes] = []
 
     def get(self, key: bytes) -> bytes | None:
         w = self.writes
@@ -72,18 +75,21 @@ class Overlay:
 
     def set(self, key: bytes, value: bytes) -> None:
         if self._order is not None and key not in self.writes:
-            self._order.add(key)
+            self._unsorted.append(key)
         self.writes[key] = value
 
     def delete(self, key: bytes) -> None:
         if self._order is not None and key not in self.writes:
-            self._order.add(key)
+            self._unsorted.append(key)
         self.writes[key] = _TOMBSTONE
 
     def iter_range(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Live (key, value) pairs with start <= key < end, in key order."""
         w = self.writes
         if self._order is not None:
+            if self._unsorted:
+                self._order.update(self._unsorted)
+                self._unsorted = []
             mine = [(k, w[k]) for k in self._order.irange(start, end, inclusive=(True, False))]
         else:
             mine = sorted((k, v) for k, v in w.items() if start <= k < end)
@@ -104,12 +110,9 @@ class Overlay:
         parent = self.parent
         if not isinstance(parent, Overlay):
             raise TypeError("only an overlay can absorb writes")
-        order = parent._order
-        if order is not None:
+        if parent._order is not None:
             pw = parent.writes
-            for k in self.writes:
-                if k not in pw:
-                    order.add(k)
+            parent._unsorted.extend([k for k in self.writes if k not in pw])
         parent.writes.update(self.writes)
 
 

@@ -34,6 +34,7 @@ def module(ik: IotKeeper, ak: AssetsKeeper, roles: RoleView) -> Module:
         queries=make_queries(ik),
         init_genesis=make_init(ik, ak),
         invariants=dict(INVARIANTS),
+        signatures=ik.report_signatures,
     )
 
 

@@ -26,7 +26,7 @@ from typing import Protocol
 
 from sharechain.app.framework import Context
 from sharechain.app.state import Readable
-from sharechain.crypto import address_of, bech32_address, verify
+from sharechain.crypto import address_of, bech32_address
 from sharechain.encoding import decode_trusted as decode  # values this node stored
 from sharechain.encoding import encode
 from sharechain.errors import ShareChainError
@@ -51,6 +51,7 @@ from sharechain.modules.iot.types import (
     Params,
     Report,
     SignedReport,
+    SubmitReports,
     StoredReport,
     report_sign_bytes,
 )
@@ -127,6 +128,19 @@ class IotKeeper:
         ctx.delete(keys.device_by_asset_key(d.asset_id))
         self.put_device(ctx, dataclasses.replace(d, asset_id=b""))
 
+    def report_signatures(self, state: Readable, chain_id: str, msg: object
+                          ) -> list[tuple[bytes, bytes, bytes]]:
+        """The device signatures in a ``submit_reports`` message, with each device's key
+        from ``state``: the mempool verifies them at admission, off the block's path."""
+        if not isinstance(msg, SubmitReports):
+            return []
+        out = []
+        for signed in msg.reports:
+            d = self.device(state, signed.report.device)
+            if d is not None:
+                out.append((d.pub_key, report_sign_bytes(chain_id, signed.report), signed.sig))
+        return out
+
     def accept_report(self, ctx: Context, signed: SignedReport, gateway: bytes) -> str:
         """Check and record one report; returns its suspect reasons ("" if plausible)."""
         r = signed.report
@@ -139,7 +153,7 @@ class IotKeeper:
         if d.asset_id != r.asset_id:
             raise ShareChainError(DEVICE_ASSET_MISMATCH, f"device {bech32_address(r.device)} "
                                   f"is bound to another asset than {r.asset_id.hex()}")
-        if not verify(d.pub_key, report_sign_bytes(ctx.chain_id, r), signed.sig):
+        if not ctx.verify_signature(d.pub_key, report_sign_bytes(ctx.chain_id, r), signed.sig):
             raise ShareChainError(INVALID_REPORT_SIGNATURE,
                                   f"report {r.counter} of device {bech32_address(r.device)} "
                                   "is not signed by the device")
