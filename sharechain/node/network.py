@@ -60,6 +60,7 @@ BAD_MESSAGE_POINTS = 20
 INVALID_TX_CODES = frozenset({"invalid_signature", "malformed_tx", "non_canonical", "unknown_field",
                               "wrong_chain_id", "tx_too_large", "invalid_msg", "unknown_msg_type"})
 # Rejections that may not hold later (the tx can become admissible).
+TX_IN_BATCHES_MAX = 256  # gossiped tx batches waiting for admission
 TRANSIENT_TX_CODES = frozenset({"nonce_in_future", "mempool_full", "insufficient_funds"})
 
 
@@ -109,6 +110,10 @@ class NodeNetwork:
         self.relay = ConsensusRelay(self.peers)
         self._tx_seen: BoundedMap[bytes, None] = BoundedMap(SEEN_LEN_MAX)
         self._tx_out: list[tuple[bytes, bytes, str | None]] = []  # (hash, raw, source peer)
+        # Gossiped batches wait here for admission, which one task does in arrival order
+        # (a sender's nonces stay in order) while the loop runs on during verification.
+        self._tx_in: asyncio.Queue[tuple[str, list[tuple[bytes, bytes]]]] = asyncio.Queue(
+            TX_IN_BATCHES_MAX)
         self.peer_heights: dict[str, int] = {}
         self._pending: dict[int, tuple[str, float]] = {}
         self._received: dict[int, tuple[str, bytes, bytes]] = {}
@@ -116,7 +121,7 @@ class NodeNetwork:
         self.syncing = False
         self.on_synced_block: Callable[[], None] | None = None
         self.stats = {"txs_gossiped_in": 0, "txs_gossiped_out": 0, "blocks_synced": 0,
-                      "bad_peer_msgs": 0}
+                      "bad_peer_msgs": 0, "tx_batches_dropped": 0}
 
     def peer_count(self) -> int:
         return len(self.peers.peer_ids())
@@ -125,6 +130,7 @@ class NodeNetwork:
         await self.peers.start()
         self._tasks = [asyncio.create_task(self._status_loop(), name="p2p-status"),
                        asyncio.create_task(self._gossip_loop(), name="p2p-gossip"),
+                       asyncio.create_task(self._admit_loop(), name="p2p-tx-admit"),
                        asyncio.create_task(self._sync_loop(), name="p2p-sync")]
 
     async def stop(self) -> None:
@@ -171,14 +177,29 @@ class NodeNetwork:
         if not fresh:
             return
         self.stats["txs_gossiped_in"] += len(fresh)
-        results = self.chain.mempool.add_batch([raw for _, raw in fresh])
-        for (h, raw), res in zip(fresh, results):
-            if not isinstance(res, ShareChainError):
-                self._tx_out.append((h, raw, peer_id))
-            elif res.code in INVALID_TX_CODES:
-                self._bad(peer_id, f"gossiped an invalid tx ({res.code})", BAD_TX_POINTS)
-            elif res.code in TRANSIENT_TX_CODES:
-                self._tx_seen.pop(h)  # may become admissible: accept it again later
+        try:
+            self._tx_in.put_nowait((peer_id, fresh))
+        except asyncio.QueueFull:  # overloaded: drop the batch, accept these txs again later
+            self.stats["tx_batches_dropped"] += 1
+            for h, _ in fresh:
+                self._tx_seen.pop(h)
+
+    async def _admit_loop(self) -> None:
+        mempool = self.chain.mempool
+        while True:
+            peer_id, fresh = await self._tx_in.get()
+            try:
+                parsed = await mempool.prepare_async([raw for _, raw in fresh])
+            except Exception:  # never let one batch stop gossip admission
+                log.exception("gossiped tx batch failed")
+                continue
+            for (h, raw), res in zip(fresh, mempool.admit_many(parsed)):
+                if not isinstance(res, ShareChainError):
+                    self._tx_out.append((h, raw, peer_id))
+                elif res.code in INVALID_TX_CODES:
+                    self._bad(peer_id, f"gossiped an invalid tx ({res.code})", BAD_TX_POINTS)
+                elif res.code in TRANSIENT_TX_CODES:
+                    self._tx_seen.pop(h)  # may become admissible: accept it again later
 
     async def _gossip_loop(self) -> None:
         while True:
