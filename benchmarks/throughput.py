@@ -58,10 +58,10 @@ def percentile(xs: list[float], p: float) -> float:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seconds", type=float, default=20.0, help="submission phase length")
-    ap.add_argument("--rate", type=int, default=12000, help="offered load, tx/s")
+    ap.add_argument("--rate", type=int, default=14000, help="offered load, tx/s")
     ap.add_argument("--accounts", type=int, default=400)
     ap.add_argument("--batch", type=int, default=500)
-    ap.add_argument("--lanes", type=int, default=4,
+    ap.add_argument("--lanes", type=int, default=8,
                     help="concurrent submitters; each owns a slice of the accounts")
     ap.add_argument("--block-interval-ms", type=int, default=250)
     ap.add_argument("--block-txs-max", type=int, default=10000)

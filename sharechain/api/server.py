@@ -167,8 +167,8 @@ def create_app(node: "Node") -> FastAPI:
             raise _err("invalid_request", "batch body must be a CBOR array of byte strings")
         if len(raws) > BATCH_TXS_MAX:
             raise _err("payload_too_large", f"a batch holds at most {BATCH_TXS_MAX} txs")
-        # Parsing runs here; signatures are checked in parallel threads (libsodium drops
-        # the GIL) while the loop serves other work; then admission, which owns the pool.
+        # Parsing runs here; signatures are checked in the signature worker processes
+        # while the loop serves other work; then admission, which owns the pool.
         parsed = await chain.mempool.prepare_async(raws)
         out = []
         accepted = 0
