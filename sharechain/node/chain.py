@@ -189,8 +189,8 @@ class Chain:
                     raise ShareChainError("invalid_block", f"malformed tx: {exc.message}") from None
                 self.app.stateless_check(tx)
                 unverified.append(tx)
-            if self.store.has_tx(th):
-                raise ShareChainError("invalid_block", "block repeats a committed tx")
+        if self.store.committed_among(list(seen)):
+            raise ShareChainError("invalid_block", "block repeats a committed tx")
         self.mempool.verify_many(unverified)
         for tx in unverified:
             if not tx.verified:
