@@ -261,3 +261,29 @@ def test_record_cache_never_shares_records_holding_dicts():
     assert record_from_state(WithDict, raw).weights == {"a": 1}
     raw2 = encode({"items": [1, 2]})
     assert record_from_state(Frozen, raw2) is record_from_state(Frozen, raw2)
+
+
+def test_validate_block_refuses_proposals_repeating_txs(tmp_path) -> None:
+    import dataclasses
+
+    from sharechain.chain.types import Block
+    from sharechain.crypto import merkle_root
+    from sharechain.modules.identity.testkit import TestNet, key
+
+    net = TestNet(tmp_path)
+    try:
+        raw = net.sign("alice", [("bank/send", {"to": key("bob").address, "amount": 5})])
+        assert net.submit_block([raw])[0].code == ""
+        c = net.chain
+        fresh = net.sign("alice", [("bank/send", {"to": key("bob").address, "amount": 6})])
+        proposer = c.validator_set().validators[0].address
+        header = c.propose_block(c.height() + 1, net.now_ms + 1000, proposer).header
+
+        def block(*txs: bytes) -> Block:
+            return Block(dataclasses.replace(header, tx_root=merkle_root(list(txs))), txs)
+
+        assert c.validate_block(block(fresh)) is None
+        assert c.validate_block(block(fresh, raw)) == "block repeats a committed tx"
+        assert c.validate_block(block(fresh, fresh)) == "block repeats a tx"
+    finally:
+        net.close()
