@@ -40,6 +40,7 @@ from sharechain.modules.iot.types import Payload, Report, SignedReport, report_s
 from sharechain.node.chain import Chain
 from sharechain.node.devnet import demo_genesis, validator_key
 from sharechain.node.genesis import parse_genesis
+from sharechain.node.node import tune_gc
 
 CHAIN_ID = "bench-rentals"
 GENESIS_MS = 1_700_000_000_000
@@ -223,6 +224,7 @@ def run_in_process(args: argparse.Namespace) -> dict[str, Any]:
     try:
         b.admit(b.offers())
         b.produce(1_000)
+        tune_gc()  # as a node does once it has started
         exec_total = admit_total = 0.0
         settled = rounds = 0
         t_end = time.monotonic() + args.seconds if args.seconds else None

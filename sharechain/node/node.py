@@ -8,6 +8,7 @@ waiting on a transaction and for event-stream subscribers.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import time
@@ -181,6 +182,7 @@ class Node:
         if self.p2p is not None and isinstance(self.engine, _DriverRunner):
             self.p2p.on_synced_block = self.engine.chain_advanced
         api = create_app(self)
+        tune_gc()
         server = uvicorn.Server(uvicorn.Config(
             api, host=self.config.api_host, port=self.config.api_port, log_level="warning",
             lifespan="off", access_log=False))
@@ -294,3 +296,18 @@ class _DriverRunner:
     def chain_advanced(self) -> None:
         """Block sync committed blocks behind consensus' back: resume at the new height."""
         self.driver.resync()
+
+
+GC_GEN0_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """A node keeps hundreds of thousands of long-lived objects (pooled txs, caches), and
+    makes short-lived ones by the million (records, events). With the default gen-0
+    threshold of 700 the collector runs every few transactions and its older generations
+    walk every live object, which cost about a tenth of the node's time under load. The
+    objects built during start-up are frozen out of collection, and gen 0 collects after
+    50,000 allocations; reference counting still frees almost everything at once."""
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
