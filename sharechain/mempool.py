@@ -51,17 +51,13 @@ class ChainFacts:
                  nonce_of: Callable[[Readable, bytes], int],
                  balance_of: Callable[[Readable, bytes], int],
                  fee_per_cost_unit: Callable[[Readable], int],
-                 is_committed: Callable[[bytes], bool],
-                 committed_among: Callable[[list[bytes]], set[bytes]] | None = None) -> None:
+                 committed_among: Callable[[list[bytes]], set[bytes]]) -> None:
         self.next_height = next_height
         self.state = state
         self.nonce_of = nonce_of
         self.balance_of = balance_of
         self.fee_per_cost_unit = fee_per_cost_unit
-        self.is_committed = is_committed
-        # One store read for a whole batch; defaults to asking hash by hash.
-        self.committed_among = committed_among or (
-            lambda hashes: {h for h in hashes if is_committed(h)})
+        self.committed_among = committed_among  # which of these tx hashes are committed
 
 
 class Mempool:
@@ -94,10 +90,12 @@ class Mempool:
 
     # ---------------------------------------------------------------- admission
     def add(self, raw: bytes) -> Tx:
+        """Admit one tx (checked on the calling thread), or raise why not."""
         try:
-            tx = self._parse(raw)
-            if not tx.verified:
-                self.verify_many([tx])
+            tx = self.parse_many([raw])[0]
+            if isinstance(tx, ShareChainError):
+                raise tx
+            self.verify_many([tx])
             if not tx.verified:
                 raise ShareChainError("invalid_signature", "the tx signature does not verify")
             return self._admit(tx)
@@ -105,23 +103,9 @@ class Mempool:
             self.stats["rejected"] += 1
             raise
 
-    def add_batch(self, raws: list[bytes]) -> list[Tx | ShareChainError]:
-        """Admit many txs; big batches have their signatures verified in worker processes."""
-        return self.admit_many(self.prepare(raws))
-
-    def prepare(self, raws: list[bytes]) -> list[Tx | ShareChainError]:
-        """Parse every tx and verify the signatures of the well-formed ones, in parallel.
-
-        Touches no pool state but the duplicate check (a read), so it may run in a worker
-        thread; :meth:`admit_many` then runs on the thread that owns the pool.
-        """
-        parsed = self.parse_many(raws)
-        self.verify_many([t for t in parsed if isinstance(t, Tx) and not t.verified])
-        return parsed
-
     async def prepare_async(self, raws: list[bytes]) -> list[Tx | ShareChainError]:
-        """:meth:`prepare` for the event loop: parsing runs here, and the loop runs on
-        while worker processes verify the signatures."""
+        """Parse a batch and verify its signatures: parsing runs here, and the event loop
+        runs on while worker processes verify. :meth:`admit_many` comes next."""
         parsed = self.parse_many(raws)
         await self.verify_many_async([t for t in parsed if isinstance(t, Tx) and not t.verified])
         return parsed
@@ -204,13 +188,6 @@ class Mempool:
         except DecodeError as exc:
             raise ShareChainError(exc.code if exc.code != "malformed" else "malformed_tx",
                                   exc.message) from None
-
-    def _parse(self, raw: bytes) -> Tx:
-        tx = self._decode(raw)
-        if tx.hash in self._txs or self.facts.is_committed(tx.hash):
-            raise _duplicate()
-        self.app.stateless_check(tx)
-        return tx
 
     def _admit(self, tx: Tx, state: Readable | None = None, fee_unit: int | None = None,
                next_height: int | None = None) -> Tx:

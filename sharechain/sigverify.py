@@ -81,48 +81,50 @@ class SignatureVerifier:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _submit(self, items: Sequence[Triple]) -> list[Future[bytes]] | None:
+    def _submit(self, items: Sequence[Triple]
+                ) -> tuple[ProcessPoolExecutor, list[Future[bytes]]] | None:
+        """Chunks of ``items`` handed to the workers, or None to verify inline."""
+        if len(items) <= INLINE_MAX:
+            return None
         pool = self._executor()
         if pool is None:
             return None
         n = min(self.processes, max(1, len(items) // INLINE_MAX))
         step = -(-len(items) // n)
         try:
-            return [pool.submit(verify_chunk, items[i:i + step]) for i in range(0, len(items), step)]
+            return pool, [pool.submit(verify_chunk, items[i:i + step])
+                          for i in range(0, len(items), step)]
         except (BrokenProcessPool, RuntimeError):
             self._drop_pool(pool)
             return None
 
+    def _broken(self, pool: ProcessPoolExecutor, items: Sequence[Triple]) -> bytes:
+        log.warning("a signature worker died; verifying this batch inline")
+        self._drop_pool(pool)
+        return verify_chunk(items)
+
     # ------------------------------------------------------------ verification
     def verify(self, items: Sequence[Triple]) -> bytes:
         """Verdicts for ``items``, blocking until they are all checked."""
-        if len(items) <= INLINE_MAX:
+        sent = self._submit(items)
+        if sent is None:
             return verify_chunk(items)
-        futures = self._submit(items)
-        if futures is None:
-            return verify_chunk(items)
+        pool, futures = sent
         try:
             return b"".join(f.result() for f in futures)
         except BrokenProcessPool:
-            log.warning("a signature worker died; verifying this batch inline")
-            if self._pool is not None:
-                self._drop_pool(self._pool)
-            return verify_chunk(items)
+            return self._broken(pool, items)
 
     async def verify_async(self, items: Sequence[Triple]) -> bytes:
         """:meth:`verify` for the event loop: the loop runs on while workers verify."""
-        if len(items) <= INLINE_MAX:
+        sent = self._submit(items)
+        if sent is None:
             return verify_chunk(items)
-        futures = self._submit(items)
-        if futures is None:
-            return verify_chunk(items)
+        pool, futures = sent
         try:
             parts = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
         except BrokenProcessPool:
-            log.warning("a signature worker died; verifying this batch inline")
-            if self._pool is not None:
-                self._drop_pool(self._pool)
-            return verify_chunk(items)
+            return self._broken(pool, items)
         return b"".join(parts)
 
 

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sharechain.api import views
-from sharechain.chain.types import TX_BYTES_MAX, encode_block, encode_commit
+from sharechain.chain.types import TX_BYTES_MAX
 from sharechain.crypto import bech32_address, parse_address
 from sharechain.encoding import encode
 from sharechain.errors import ShareChainError
@@ -196,14 +196,16 @@ def create_app(node: "Node") -> FastAPI:
 
     # ---------------------------------------------------------------- blocks
     def _block_response(height: int, fmt: str) -> Any:
+        if fmt == "cbor":  # the stored bytes as they are
+            raw = chain.store.block_raw(height)
+            if raw is None:
+                raise _err("block_not_found", f"no block at height {height}")
+            return Response(encode({"block": raw, "commit": chain.store.commit_raw(height) or b""}),
+                            media_type="application/cbor")
         block = chain.store.block(height)
         if block is None:
             raise _err("block_not_found", f"no block at height {height}")
         commit = chain.store.commit(height)
-        if fmt == "cbor":
-            return Response(encode({"block": encode_block(block),
-                                    "commit": encode_commit(commit) if commit else b""}),
-                            media_type="application/cbor")
         out = views.block_json(block, commit)
         ev = chain.store.block_events(height)
         if ev:

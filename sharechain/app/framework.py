@@ -269,9 +269,9 @@ class App:
         except ShareChainError as exc:
             ante_ctx.state.merge_into_parent()
             return TxResult(exc.code, exc.message, fee, tuple(ante_ctx.events))
-        msg_ctx.state.merge_into_parent()
+        ante_ctx.merge(msg_ctx)
         ante_ctx.state.merge_into_parent()
-        return TxResult("", "", fee, tuple(ante_ctx.events + msg_ctx.events))
+        return TxResult("", "", fee, tuple(ante_ctx.events))
 
     def check_invariants(self, view: Readable) -> list[str]:
         broken = []

@@ -29,7 +29,7 @@ from sharechain.chain.types import (
     verify_tx_signature,
 )
 from sharechain.crypto import merkle_root, sha256
-from sharechain.encoding import decode, encode, from_obj, to_obj
+from sharechain.encoding import decode, decode_trusted, encode, from_obj, to_obj
 from sharechain.errors import DecodeError, ShareChainError, invariant
 from sharechain.lru import BoundedMap
 from sharechain.mempool import ChainFacts, Mempool, MempoolLimits
@@ -88,7 +88,6 @@ class Chain:
             nonce_of=auth.get_nonce,
             balance_of=self.keepers.bank.balance,
             fee_per_cost_unit=auth.fee_per_cost_unit,
-            is_committed=self.store.has_tx,
             committed_among=self.store.committed_among,
         ), mempool_limits)
         self.listeners: list[Callable[[CommittedBlock], None]] = []
@@ -251,6 +250,8 @@ class Chain:
             # The validator set for the next height may be changed by end-block hooks.
             enc_results = [encode_result(r) for r in results]
             new_valset = changes.get(VALSET_KEY)
+            invariant(VALSET_KEY not in changes or new_valset is not None,
+                      "a block deleted the validator set")
             w = BlockWrite(block=block, commit=commit, state_changes=changes,
                            results=enc_results, results_root=merkle_root(enc_results),
                            block_events=encode([to_obj(e) for e in block_events]),
@@ -258,8 +259,8 @@ class Chain:
                            meta_puts={VALSET_META_PREFIX + sha256(new_valset): new_valset}
                            if new_valset is not None else None)
             meta = self.store.commit_block(w)
-            if VALSET_KEY in changes:
-                self._valset = self._load_valset()
+            if new_valset is not None:
+                self._valset = from_obj(ValidatorSet, decode_trusted(new_valset))
             self.mempool.update(hashes)
         cb = CommittedBlock(block, commit, meta.last_hash, results, hashes, block_events,
                             meta.state_root)

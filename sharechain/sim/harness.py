@@ -169,9 +169,3 @@ class Harness:
     def votes(self, names: Iterable[str], kind: str, round_: int,
               block: Block | bytes | None) -> list[list[Action]]:
         return [self.drive(self.vote(n, kind, round_, block)) for n in names]
-
-
-def signed_votes(actions: Iterable[Action]) -> list[Vote]:
-    """The votes this engine signed (persisted) in ``actions``."""
-    return [a.record for a in actions
-            if isinstance(a, PersistWAL) and isinstance(a.record, Vote)]

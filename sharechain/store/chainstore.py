@@ -210,10 +210,6 @@ class ChainStore:
             raw = txn.get(tx_hash)
         return None if raw is None else _HI.unpack(raw)
 
-    def has_tx(self, tx_hash: bytes) -> bool:
-        with self.env.begin(db=self.db_txs) as txn:
-            return txn.get(tx_hash) is not None
-
     def committed_among(self, tx_hashes: list[bytes]) -> set[bytes]:
         """Which of ``tx_hashes`` are committed, in one read transaction."""
         if not tx_hashes:

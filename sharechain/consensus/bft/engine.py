@@ -261,6 +261,7 @@ class Engine:
         self._round_max: dict[bytes, int] = {}
         self._skip_check = False
         self._signed: dict[tuple[int, int], Proposal | Vote] = {}
+        self._wire: dict[tuple[int, int], bytes] = {}  # encodings of _signed, made once
         self._fired: set[tuple[str, int]] = set()
         self._commit_candidates: list[tuple[int, bytes]] = []
         self._time_by_commit: dict[Commit | None, int | None] = {}
@@ -761,6 +762,7 @@ class Engine:
             self._count("oversize_proposals")
             return
         self._signed[(self.round, _PROPOSAL_KEY)] = p
+        self._wire[(self.round, _PROPOSAL_KEY)] = data
         self._out.append(PersistWAL(p, data))
         self._out.append(Broadcast(p, data))
         if pol_round >= 0:
@@ -800,7 +802,7 @@ class Engine:
         v = Vote(vote_type, self.height, self.round, block_hash, t, self.address,  # type: ignore[arg-type]
                  self.signer.sign(msg.sign_bytes(self.chain_id)))  # type: ignore[union-attr]
         self._signed[key] = v
-        data = encode_message(v)
+        data = self._wire[key] = encode_message(v)
         self._out.append(PersistWAL(v, data))
         self._out.append(Broadcast(v, data))
         self._add_vote(v, self._power[self.address])  # type: ignore[index]
@@ -831,7 +833,10 @@ class Engine:
             for step in (_PROPOSAL_KEY, VOTE_PREVOTE, VOTE_PRECOMMIT):
                 m = self._signed.get((r, step))
                 if m is not None:
-                    self._out.append(Broadcast(m, encode_message(m)))
+                    data = self._wire.get((r, step))
+                    if data is None:  # restored from the WAL: encode once
+                        data = self._wire[(r, step)] = encode_message(m)
+                    self._out.append(Broadcast(m, data))
         info = self._proposals.get(self.round)
         if info is not None and info.proposal.pol_round >= 0:
             self._relay_pol(info.proposal.pol_round, info.block_hash)

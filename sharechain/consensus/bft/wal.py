@@ -161,7 +161,6 @@ class MemoryWal:
     def __init__(self) -> None:
         self._records: list[tuple[WalRecord, bytes]] = []
         self._tail = b""
-        self.appends = 0
 
     @property
     def data(self) -> bytes:
@@ -177,7 +176,6 @@ class MemoryWal:
 
     def append_sync(self, rec: WalRecord, data: bytes = b"") -> None:
         self._records.append((rec, data))
-        self.appends += 1
 
     def reset(self, recs: tuple[WalRecord, ...]) -> None:
         self._records = [(r, b"") for r in recs]

@@ -109,7 +109,8 @@ from sharechain.modules.arbitration.types import (
     vote_commitment,
 )
 from sharechain.modules.bank import FEE_COLLECTOR
-from sharechain.modules.identity.common import TIME_MS_MAX, iter_records, read_record
+from sharechain.modules.credit.types import AS_PARTY, DISPUTE_LOST, DISPUTE_WON, FRAUD_UPHELD
+from sharechain.modules.identity.common import BPS_DENOM, TIME_MS_MAX, iter_records, read_record
 from sharechain.modules.identity.types import ARBITRATOR, REGULATOR
 
 MODULE_ADDRESS = module_address("arbitration")  # adds and lifts blacklist entries by ruling
@@ -118,9 +119,8 @@ CLAIM_PENDING = frozenset({"open", "disputed"})
 REPORT_OPEN = "open"
 REPORT_FAKE = "fake"
 
-# credit event kinds and roles written on a final ruling (see the credit module)
-DISPUTE_WON, DISPUTE_LOST, FRAUD_UPHELD, AS_PARTY = ("dispute_won", "dispute_lost",
-                                                     "fraud_upheld", "party")
+# credit event kinds and roles written on a final ruling: DISPUTE_WON, DISPUTE_LOST,
+# FRAUD_UPHELD, AS_PARTY (imported from the credit module, which validates them)
 
 _replace = dataclasses.replace
 
@@ -645,7 +645,7 @@ class ArbitrationKeeper:
             if arb in revealers:
                 continue
             eid = keys.stake_escrow(arb)
-            amount = self.bank.escrowed(ctx, eid) * slash_bps // 10_000
+            amount = self.bank.escrowed(ctx, eid) * slash_bps // BPS_DENOM
             if not amount:
                 continue
             for to, part in split_evenly(amount, earners) or [(FEE_COLLECTOR, amount)]:

@@ -30,6 +30,7 @@ from sharechain.app.params import ParamStore
 from sharechain.app.framework import Context
 from sharechain.app.state import Readable
 from sharechain.encoding import decode_trusted, encode
+from sharechain.modules.identity.types import GATEWAY
 from sharechain.modules.incentive import keys
 from sharechain.modules.incentive.types import (
     BPS_DENOM,
@@ -40,7 +41,6 @@ from sharechain.modules.incentive.types import (
     Params,
 )
 
-GATEWAY_ROLE = "gateway"
 
 
 class BankPort(Protocol):
@@ -152,7 +152,7 @@ class IncentiveKeeper:
         """iot listener: a gateway that submits an accepted fault report is rewarded."""
         if report.kind != "fault" or suspect_reason:
             return
-        if not self.roles.has_role(ctx.state, ctx.sender, GATEWAY_ROLE):
+        if not self.roles.has_role(ctx.state, ctx.sender, GATEWAY):
             return
         self.reward(ctx, ctx.sender, self.params(ctx.state).gateway_fault_reward,
                     REASON_GATEWAY)

@@ -38,8 +38,9 @@ from sharechain.app.params import ParamStore
 from sharechain.app.framework import Context
 from sharechain.app.state import Readable, prefix_end
 from sharechain.crypto import bech32_address
-from sharechain.encoding import decode_trusted, encode, from_obj, to_obj
+from sharechain.encoding import decode_trusted, encode, to_obj
 from sharechain.errors import ShareChainError
+from sharechain.modules.identity.common import read_record
 from sharechain.modules.market import keys
 from sharechain.modules.market.deps import AssetsPort, RentalPort, RentalView, RolesPort
 from sharechain.modules.market.rules import fit_error, split_fee
@@ -150,20 +151,17 @@ class MarketKeeper:
         return self._seq(state, keys.REQUEST_SEQ_KEY)
 
     def listing(self, state: Readable, lid: bytes) -> Listing | None:
-        raw = state.get(keys.listing_key(lid))
-        return None if raw is None else from_obj(Listing, decode_trusted(raw))
+        return read_record(state, Listing, keys.listing_key(lid))  # type: ignore[no-any-return]
 
     def listing_of_asset(self, state: Readable, asset_id: bytes) -> Listing | None:
         lid = state.get(keys.listing_of_asset_key(asset_id))
         return None if lid is None else self.listing(state, lid)
 
     def request(self, state: Readable, rid: bytes) -> Request | None:
-        raw = state.get(keys.request_key(rid))
-        return None if raw is None else from_obj(Request, decode_trusted(raw))
+        return read_record(state, Request, keys.request_key(rid))  # type: ignore[no-any-return]
 
     def booking(self, state: Readable, rental_id: bytes) -> Booking | None:
-        raw = state.get(keys.booking_key(rental_id))
-        return None if raw is None else from_obj(Booking, decode_trusted(raw))
+        return read_record(state, Booking, keys.booking_key(rental_id))  # type: ignore[no-any-return]
 
     def open_requests_of(self, state: Readable, consumer: bytes, limit: int) -> list[bytes]:
         prefix = keys.CONSUMER_REQUEST_PREFIX + consumer
