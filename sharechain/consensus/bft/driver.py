@@ -123,7 +123,6 @@ class BftDriver:
         self._inbox: asyncio.Queue[tuple[bool, object]] = asyncio.Queue()
         self._timers: set[asyncio.TimerHandle] = set()
         self._task: asyncio.Task[None] | None = None
-        self._height_waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     # ------------------------------------------------------------ lifecycle
 
@@ -171,14 +170,6 @@ class BftDriver:
         """The height consensus is working on (the chain's height + 1)."""
         return self.engine.height
 
-    async def wait_for_height(self, height: int) -> None:
-        """Return once the engine works on ``height`` (so ``height - 1`` is committed)."""
-        if self.engine.height >= height:
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._height_waiters.append((height, fut))
-        await fut
-
     def deliver(self, msg_bytes: bytes) -> None:
         """Transport callback for inbound messages; never blocks, drops when saturated."""
         if self._inbox.qsize() >= INBOX_LEN_MAX:
@@ -200,7 +191,6 @@ class BftDriver:
             else:
                 actions = self.replica.step(item, now)  # type: ignore[arg-type]
             await self._perform_all(actions)
-            self._wake_waiters()
 
     async def _perform_all(self, actions: list[Action]) -> None:
         """Perform in order; answers are fed back after the list that asked for them."""
@@ -290,14 +280,3 @@ class BftDriver:
         handle = loop.call_later(a.delay_ms / 1000, fire)
         self._timers.add(handle)
 
-    def _wake_waiters(self) -> None:
-        if not self._height_waiters:
-            return
-        keep = []
-        for h, fut in self._height_waiters:
-            if self.engine.height >= h:
-                if not fut.done():
-                    fut.set_result(None)
-            else:
-                keep.append((h, fut))
-        self._height_waiters = keep

@@ -104,10 +104,6 @@ class IncentiveKeeper:
         epoch, paid, total = decode_trusted(raw)
         return AccountRewards(epoch, paid, total)
 
-    def epoch_of(self, state: Readable, time_ms: int) -> int:
-        return time_ms // self.params(state).epoch_ms
-
-    # ================================================================ rewards
     def reward(self, ctx: Context, to: bytes, amount: int, reason: str) -> int:
         """Pay up to ``amount`` from the pool to ``to``; returns what was paid."""
         if amount <= 0:

@@ -44,7 +44,6 @@ RENTAL_STATES: Final = (RESERVED, ACTIVE, RETURNED, ENDED, CLOSED, EXPIRED, CANC
                         DEFAULTED)
 # States whose rental still occupies its asset's booking calendar.
 BOOKED_STATES: Final = frozenset({RESERVED, ACTIVE, RETURNED})
-TERMINAL_STATES: Final = frozenset({CLOSED, EXPIRED, CANCELLED, DEFAULTED})
 
 RENTAL_TRANSITIONS: Final[dict[tuple[str, str], str]] = {
     (RESERVED, "sign_start"): RESERVED,   # one party signed rental/start
