@@ -12,8 +12,13 @@ the same canonical bytes.)
 
 Decoding is strict: the input must be under a size cap, must decode to plain data (ints,
 byte strings, text, lists, text-keyed maps, booleans, null — no floats, no tags) and must
-re-encode to exactly the same bytes. That last check makes the encoding of any value
-unique, so a transaction hash cannot be changed by re-encoding the same transaction.
+be the deterministic encoding of what it decodes to. That last rule makes the encoding of
+any value unique, so a transaction hash cannot be changed by re-encoding the same
+transaction. cborx's canonical mode enforces it while parsing (shortest integer and length
+forms, definite lengths, strictly increasing map keys, so no duplicates); the one form it
+does not police, big integers (tags 2 and 3), goes through :func:`_bignum`, which accepts
+only the shortest form. A property test checks that any mutation of canonical bytes either
+fails to decode or decodes to a value whose encoding is exactly those bytes.
 
 Records are frozen dataclasses. :func:`to_obj` turns one into plain data; :func:`from_obj`
 builds one from plain data, rejecting unknown fields, missing fields and wrong types,
@@ -52,8 +57,26 @@ def encode(obj: Any) -> bytes:
 # Input nested deeper than this is refused by the parser itself (the schema limit,
 # NESTING_DEPTH_MAX, is checked afterwards with a clearer message).
 _PARSE_DEPTH_MAX = 64
+_U64_END = 2**64
+
+
+def _bignum(_decoder: Any, tag: Any) -> Any:
+    """Tags 2/3 (big integers) in their shortest form only; any other tag stays a tag
+    object, which the plain-data check refuses."""
+    v = tag.value
+    if tag.tag in (2, 3) and type(v) is bytes:
+        n = int.from_bytes(v, "big")
+        if n < _U64_END or v[0] == 0:
+            raise cborx.CBORDecodeError("big integer is not in its shortest form (non-canonical)")
+        return n if tag.tag == 2 else -1 - n
+    return tag
+
+
 _ENCODER = cborx.CBOREncoder(io.BytesIO(), canonical=True)
-_DECODER = cborx.CBORDecoder(max_depth=_PARSE_DEPTH_MAX)
+# Canonical mode checks the deterministic form while parsing, and is also the faster
+# mode: it compares encoded keys instead of calling a NaN check per map key.
+_DECODER = cborx.CBORDecoder(max_depth=_PARSE_DEPTH_MAX, canonical=True, tag_hook=_bignum)
+_LENIENT = cborx.CBORDecoder(max_depth=_PARSE_DEPTH_MAX)
 # cborx's public dumps/loads build an encoder or decoder object per call, which costs more
 # than encoding a small map; its compiled backend takes a shared, stateless one instead.
 _FAST = getattr(getattr(cborx, "_backend", None), "fast", None)
@@ -73,7 +96,14 @@ def _parse(data: bytes) -> tuple[Any, int]:
 
 
 def _loads(data: bytes) -> Any:
-    return _parse(data)[0]
+    """Decode bytes this node wrote itself, which are canonical by construction; the
+    lenient decoder is only a fallback, so a stored value always reads back."""
+    try:
+        return _parse(data)[0]
+    except Exception:
+        if _FAST is not None:
+            return _FAST.decode_item(_LENIENT, data, 0)[0]
+        return _LENIENT.decode_item(data, 0)[0]
 
 
 
@@ -95,11 +125,14 @@ def decode(data: bytes, max_bytes: int = ENCODED_BYTES_MAX, check_plain: bool = 
     try:
         obj, end = _parse(data)
     except Exception as exc:  # malformed input raises several exception types
-        raise DecodeError(f"not valid CBOR: {exc}") from None
+        text = str(exc)
+        if "canonical" in text or "non-minimal" in text:
+            raise DecodeError(f"not the canonical encoding: {text}", "non_canonical") from None
+        raise DecodeError(f"not valid CBOR: {text}") from None
     if check_plain:
         _check_plain(obj, 0)
-    if end != len(data) or _canonical_bytes(obj) != data:
-        raise DecodeError("not the canonical encoding", "non_canonical")
+    if end != len(data):
+        raise DecodeError("not the canonical encoding: bytes after the item", "non_canonical")
     return obj
 
 

@@ -62,6 +62,68 @@ def test_map_key_order_does_not_change_encoding(d):
     assert encode(d) == encode(reversed_d)
 
 
+def _reference_accepts(raw: bytes) -> bool:
+    """The definition decode() implements: plain data whose canonical encoding is ``raw``."""
+    try:
+        obj = cbor2.loads(raw)
+    except Exception:
+        return False
+
+    def plain_data(x) -> bool:
+        if type(x) is int:
+            return -(2**63) <= x <= 2**128 - 1
+        if type(x) is list:
+            return all(map(plain_data, x))
+        if type(x) is dict:
+            return all(type(k) is str and plain_data(v) for k, v in x.items())
+        return type(x) in (bytes, str, bool) or x is None
+
+    return plain_data(obj) and encode(obj) == raw
+
+
+@given(plain, st.data())
+@settings(max_examples=400)
+def test_decode_accepts_exactly_the_canonical_encodings(obj, data):
+    # Replace, insert or delete a byte; decode() must agree with "decodes, and re-encodes
+    # to the same bytes" (cbor2 as the independent parser).
+    raw = encode(obj)
+    i = data.draw(st.integers(0, len(raw)))
+    op = data.draw(st.sampled_from(["replace", "insert", "delete"]))
+    b = bytes([data.draw(st.integers(0, 255))])
+    if op == "insert":
+        raw = raw[:i] + b + raw[i:]
+    elif i < len(raw):
+        raw = raw[:i] + (b if op == "replace" else b"") + raw[i + 1:]
+    try:
+        decode(raw)
+        ok = True
+    except DecodeError:
+        ok = False
+    assert ok == _reference_accepts(raw), raw.hex()
+
+
+@pytest.mark.parametrize("raw", [
+    b"\x18\x05", b"\x19\x00\x05", b"\x38\x00",            # needless integer headers
+    b"\x58\x01a", b"\x78\x01a", b"\x98\x01\x01", b"\xb8\x01\x61a\x01",  # needless lengths
+    b"\x5f\x41a\xff", b"\x9f\x01\xff", b"\xbf\x61a\x01\xff",    # indefinite lengths
+    b"\xc2\x41\x01", b"\xc3\x41\x00",                      # small ints as big integers
+    b"\xc2\x49\x00\x01" + bytes(7),                        # big integer with a leading zero
+    b"\xf8\x14", b"\xf9\x3c\x00",                            # long-form true; 1.0 as a float
+    b"\xa2\x61b\x01\x61a\x02", b"\xa2\x61a\x01\x61a\x02",      # unsorted / repeated keys
+    b"\xa2\x62aa\x01\x61b\x02",                              # longer key first
+])
+def test_each_non_canonical_form_is_refused(raw):
+    with pytest.raises(DecodeError):
+        decode(raw)
+    assert not _reference_accepts(raw)
+
+
+def test_big_integers_in_shortest_form_decode():
+    for n in (2**64, 2**100, 2**128 - 1):
+        assert decode(encode(n)) == n
+    assert cbor2.dumps(2**64, canonical=True) == encode(2**64)
+
+
 def test_non_canonical_rejected():
     # 5 encoded with a needless one-byte length: 0x18 0x05 instead of 0x05
     with pytest.raises(DecodeError) as e:
