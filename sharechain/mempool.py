@@ -271,7 +271,13 @@ class Mempool:
 
     # ---------------------------------------------------------------- after a block
     def update(self, committed: Iterable[bytes]) -> None:
-        """Drop included txs, then re-check the rest against the new committed state."""
+        """Drop included txs, then re-check the rest against the new committed state.
+
+        Each sender's queue holds consecutive nonces in arrival order, so the re-check is
+        per sender: drop the head the block made stale, and cut the queue at the first tx
+        that can no longer execute (a nonce gap, an expiry, fees the balance cannot pay).
+        A queue that stays whole is left in place: the work is two state reads per sender,
+        not a rebuild of the pool."""
         for h in committed:
             tx = self._txs.get(h)
             if tx is not None:
@@ -280,45 +286,31 @@ class Mempool:
             return
         state = self.facts.state()
         next_height = self.facts.next_height()
-        keep: list[Tx] = []
-        arrival = {h: i for i, h in enumerate(self._txs)}
-        senders = list(self._by_sender.items())
-        self._txs.clear()
-        self._by_sender.clear()
-        self._committed_nonce.clear()
-        self._pending_fees.clear()
-        self.bytes = 0
-        committed_nonce: dict[bytes, int] = {}
-        for sender, queue in senders:
-            nonce = committed_nonce[sender] = self.facts.nonce_of(state, sender)
-            balance = self.facts.balance_of(state, sender)
+        nonce_of, balance_of = self.facts.nonce_of, self.facts.balance_of
+        dropped: list[Tx] = []
+        for sender, queue in self._by_sender.items():
+            nonce = nonce_of(state, sender)
+            first = nonce - queue[0].body.nonce  # queue[i] holds nonce queue[0].nonce + i
+            if first < 0 or first >= len(queue):
+                dropped.extend(queue)  # a gap before the queue, or all of it is stale
+                continue
+            if (first == 0 and balance_of(state, sender) >= self._pending_fees[sender]
+                    and not any(t.body.expiry_height for t in queue)):
+                self._committed_nonce[sender] = nonce
+                continue
+            dropped.extend(queue[:first])
+            balance = balance_of(state, sender)
             fees = 0
-            for tx in queue:
-                if tx.body.nonce < nonce:
-                    continue  # included already or superseded
-                if tx.body.nonce != nonce:
-                    break  # a gap: everything after it cannot execute
-                if tx.body.expiry_height and tx.body.expiry_height < next_height:
+            for i in range(first, len(queue)):
+                b = queue[i].body
+                if (b.expiry_height and b.expiry_height < next_height) or fees + b.fee > balance:
+                    dropped.extend(queue[i:])
                     break
-                if fees + tx.body.fee > balance:
-                    break
-                fees += tx.body.fee
-                nonce += 1
-                keep.append(tx)
-        dropped = sum(len(q) for _, q in senders) - len(keep)
-        self.stats["dropped_on_recheck"] += dropped
-        keep.sort(key=lambda t: arrival[t.hash])
-        for tx in keep:
-            self._txs[tx.hash] = tx
-            q = self._by_sender.get(tx.sender)
-            if q is None:
-                self._by_sender[tx.sender] = [tx]
-                self._committed_nonce[tx.sender] = committed_nonce[tx.sender]
-                self._pending_fees[tx.sender] = tx.body.fee
-            else:
-                q.append(tx)
-                self._pending_fees[tx.sender] += tx.body.fee
-            self.bytes += tx.size
+                fees += b.fee
+            self._committed_nonce[sender] = nonce
+        for tx in dropped:
+            self._remove(tx)
+        self.stats["dropped_on_recheck"] += len(dropped)
 
 
 def _duplicate() -> ShareChainError:

@@ -287,3 +287,77 @@ def test_validate_block_refuses_proposals_repeating_txs(tmp_path) -> None:
         assert c.validate_block(block(fresh, fresh)) == "block repeats a tx"
     finally:
         net.close()
+
+
+def _recheck_model(queues, nonces, balances, next_height):
+    """The re-check rule spelled out: per sender, consecutive nonces from the committed
+    one, not expired, fees covered by the balance; everything after a failure goes."""
+    kept = set()
+    for sender, queue in queues.items():
+        nonce, fees = nonces[sender], 0
+        for t in queue:
+            b = t.body
+            if b.nonce < nonce:
+                continue
+            if b.nonce != nonce or (b.expiry_height and b.expiry_height < next_height) \
+                    or fees + b.fee > balances[sender]:
+                break
+            fees += b.fee
+            nonce += 1
+            kept.add(t.hash)
+    return kept
+
+
+@given(st.data())
+@settings(max_examples=60, deadline=None)
+def test_mempool_update_agrees_with_the_recheck_rule(data):
+    from sharechain.app.builder import build_app
+    from sharechain.mempool import ChainFacts, Mempool
+    from sharechain.sigverify import SignatureVerifier
+
+    keys = [PrivateKey.from_name(f"m{i}") for i in range(4)]
+    world = {"height": 1, "nonce": {k.address: 0 for k in keys},
+             "balance": {k.address: 10_000 for k in keys}}
+    app, _, _ = build_app(CID)
+    mp = Mempool(app, ChainFacts(
+        next_height=lambda: world["height"], state=lambda: None,
+        nonce_of=lambda _s, a: world["nonce"][a], balance_of=lambda _s, a: world["balance"][a],
+        fee_per_cost_unit=lambda _s: 0, committed_among=lambda hs: set()),
+        verifier=SignatureVerifier(processes=0))
+    next_nonce = {k.address: 0 for k in keys}
+    for _ in range(data.draw(st.integers(1, 6))):
+        for _ in range(data.draw(st.integers(0, 12))):
+            k = data.draw(st.sampled_from(keys))
+            fee = data.draw(st.integers(100, 3_000))
+            expiry = data.draw(st.sampled_from([0, 0, world["height"] + 1, world["height"] + 3]))
+            try:
+                mp.add(tx(k, next_nonce[k.address], [send(bob, 1)], fee=fee, expiry=expiry))
+                next_nonce[k.address] += 1
+            except ShareChainError:
+                pass
+        # A block: each sender's nonce moves by some amount (its pooled txs, or others
+        # committed through another node), balances change, the height advances.
+        committed = []
+        for k in keys:
+            a = k.address
+            step = data.draw(st.integers(0, 3))
+            queue = mp._by_sender.get(a, [])
+            committed += [t.hash for t in queue if t.body.nonce < world["nonce"][a] + step]
+            world["nonce"][a] += step
+            next_nonce[a] = max(next_nonce[a], world["nonce"][a])
+            world["balance"][a] = data.draw(st.integers(0, 12_000))
+        world["height"] += data.draw(st.integers(1, 2))
+        before = {a: list(q) for a, q in mp._by_sender.items()}
+        order = [h for h in mp._txs if h not in set(committed)]
+        want = _recheck_model(before, world["nonce"], world["balance"], world["height"])
+        mp.update(committed)
+        assert list(mp._txs) == [h for h in order if h in want]  # arrival order kept
+        assert mp.bytes == sum(t.size for t in mp._txs.values())
+        for a, q in mp._by_sender.items():
+            assert [t.body.nonce for t in q] == list(range(world["nonce"][a],
+                                                           world["nonce"][a] + len(q)))
+            assert mp._pending_fees[a] == sum(t.body.fee for t in q)
+            assert mp._committed_nonce[a] == world["nonce"][a]
+        for a in world["nonce"]:  # new txs continue where the pool or the chain is
+            q = mp._by_sender.get(a)
+            next_nonce[a] = q[-1].body.nonce + 1 if q else world["nonce"][a]

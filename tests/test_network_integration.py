@@ -7,6 +7,7 @@ import os
 import threading
 import time
 
+import httpx
 import pytest
 
 from sharechain.client import Client
@@ -95,6 +96,36 @@ def test_partition_and_heal_no_divergence(tmp_path):
         net.wait_height([0, 1, 2, 3], h + 4, 90)
         net.assert_same_chain([0, 1, 2, 3], min(net.height(i) for i in range(4)))
     finally:
+        net.stop()
+
+
+def test_txs_cross_a_cut_link_by_announcement(tmp_path):
+    # node0 and node2 cannot talk. node0 pushes its clients' txs whole to nodes 1 and 3,
+    # which only announce them onwards; node2 must ask for them and get them.
+    net = Testnet(tmp_path, validators=4, interval_ms=300, proxies=True)
+    try:
+        net.start()
+        net.wait_height([0, 1, 2, 3], 2)
+        net.partition([0], [2])
+        alice = PrivateKey.from_name("alice")
+        with Client(net.procs[0].url, timeout_s=10) as c:
+            sent = [c.send(alice, SINK, 1, wait=False)["hash"] for _ in range(20)]
+        deadline = time.monotonic() + 60
+        with Client(net.procs[2].url) as c2:
+            while time.monotonic() < deadline:
+                if all(c2.tx(h).get("status") == "committed" for h in sent):
+                    break
+                time.sleep(0.3)
+            else:
+                raise AssertionError("txs submitted to node0 did not commit on node2")
+        s0, s1, s2 = (net.status(i)["p2p"]["stats"] for i in (0, 1, 2))
+        assert s0["txs_gossiped_out"] >= 20 and s0["tx_hashes_announced"] == 0  # pushed whole
+        assert s1["tx_hashes_announced"] >= 20 and s1["txs_gossiped_out"] == 0   # announced only
+        assert s2["txs_requested"] >= 1   # node2 learned of them by hash and asked
+        metrics = httpx.get(net.procs[2].url + "/metrics", timeout=5).text
+        assert "sharechain_p2p_txs_requested_total" in metrics
+    finally:
+        net.heal_all()
         net.stop()
 
 

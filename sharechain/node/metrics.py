@@ -45,6 +45,7 @@ class NodeMetrics:
             c = Counter(f"sharechain_mempool_{name}", f"Mempool txs {name.replace('_', ' ')}",
                         registry=r)
             setattr(self, f"_mp_{name}", c)
+        self._p2p: dict[str, Counter] = {}  # one counter per NodeNetwork.stats entry
 
     def on_commit(self, cb: "CommittedBlock") -> None:
         now = time.monotonic()
@@ -72,5 +73,13 @@ class NodeMetrics:
         for name, value in n.chain.mempool.stats.items():
             c = getattr(self, f"_mp_{name}", None)
             if c is not None:
+                c._value.set(value)
+        if n.p2p is not None:
+            for name, value in n.p2p.stats.items():
+                c = self._p2p.get(name)
+                if c is None:
+                    c = self._p2p[name] = Counter(f"sharechain_p2p_{name}",
+                                                  f"P2P {name.replace('_', ' ')}",
+                                                  registry=self.registry)
                 c._value.set(value)
         return generate_latest(self.registry)

@@ -10,8 +10,14 @@ Three channels ride on the authenticated peer connections of ``sharechain.p2p``:
   consensus keeps working while some links are down as long as the honest validators stay
   connected through any path.
 * **mempool** — transactions are gossiped in small batches. A node verifies a transaction
-  once (mempool admission) and forwards it, once per peer, only if it was admitted; peers
-  that send transactions with bad signatures or malformed bytes lose score and get banned.
+  once (mempool admission) and passes it on only if it was admitted; peers that send
+  transactions with bad signatures or malformed bytes lose score and get banned. A tx a
+  client handed to this node is pushed whole to every peer. A tx that came from a peer is
+  only *announced* onwards (its 32-byte hash, ``have``); a peer that lacks it asks for it
+  (``want``) and gets it whole. On a full mesh every node already holds what the origin
+  pushed, so relaying costs each node a hash lookup per tx and peer instead of receiving,
+  hashing and dropping the whole tx again; on a sparse mesh a tx still crosses every link
+  it needs to, one round trip later per hop.
 * **blocksync** — nodes announce their height every ``STATUS_INTERVAL_S``. A node that sees a
   peer ahead requests the missing blocks from every peer that has them, in parallel, up to a
   window; each block is applied only after its commit certificate verifies against the
@@ -48,6 +54,8 @@ log = logging.getLogger("sharechain.network")
 
 SEEN_LEN_MAX = 200_000
 TX_GOSSIP_BATCH_MAX = 512
+TX_HASHES_MAX = 4096  # hashes in one have/want message
+TX_WANT_TIMEOUT_S = 2.0  # ask another announcer when a requested tx has not come
 TX_GOSSIP_FLUSH_S = 0.02
 STATUS_INTERVAL_S = 1.0
 SYNC_WINDOW = 64
@@ -110,6 +118,7 @@ class NodeNetwork:
         self.relay = ConsensusRelay(self.peers)
         self._tx_seen: BoundedMap[bytes, None] = BoundedMap(SEEN_LEN_MAX)
         self._tx_out: list[tuple[bytes, bytes, str | None]] = []  # (hash, raw, source peer)
+        self._tx_wanted: BoundedMap[bytes, float] = BoundedMap(SEEN_LEN_MAX)  # hash -> asked at
         # Gossiped batches wait here for admission, which one task does in arrival order
         # (a sender's nonces stay in order) while the loop runs on during verification.
         self._tx_in: asyncio.Queue[tuple[str, list[tuple[bytes, bytes]]]] = asyncio.Queue(
@@ -120,8 +129,9 @@ class NodeNetwork:
         self._tasks: list[asyncio.Task[Any]] = []
         self.syncing = False
         self.on_synced_block: Callable[[], None] | None = None
-        self.stats = {"txs_gossiped_in": 0, "txs_gossiped_out": 0, "blocks_synced": 0,
-                      "bad_peer_msgs": 0, "tx_batches_dropped": 0}
+        self.stats = {"txs_gossiped_in": 0, "txs_gossiped_out": 0, "tx_hashes_announced": 0,
+                      "txs_requested": 0, "blocks_synced": 0, "bad_peer_msgs": 0,
+                      "tx_batches_dropped": 0}
 
     def peer_count(self) -> int:
         return len(self.peers.peer_ids())
@@ -165,24 +175,61 @@ class NodeNetwork:
 
     def _on_txs(self, peer_id: str, payload: bytes) -> None:
         try:
-            raws = decode(payload, SYNC_MSG_BYTES_MAX)
-        except DecodeError:
-            self._bad(peer_id, "undecodable tx gossip", BAD_MESSAGE_POINTS)
-            return
-        if not isinstance(raws, list) or len(raws) > TX_GOSSIP_BATCH_MAX or \
-                not all(isinstance(r, bytes) for r in raws):
+            m = decode(payload, SYNC_MSG_BYTES_MAX)
+            kind, items = m["t"], m["items"]
+            if type(items) is not list or not all(type(x) is bytes for x in items):
+                raise DecodeError("items must be byte strings")
+        except (DecodeError, KeyError, TypeError):
             self._bad(peer_id, "malformed tx gossip", BAD_MESSAGE_POINTS)
             return
-        fresh = [(h, raw) for raw in raws if self._tx_seen.add_new(h := sha256(raw), None)]
+        if kind == "txs" and len(items) <= TX_GOSSIP_BATCH_MAX:
+            self._on_full_txs(peer_id, items)
+        elif kind in ("have", "want") and len(items) <= TX_HASHES_MAX and \
+                all(len(h) == 32 for h in items):
+            if kind == "have":
+                self._on_have(peer_id, items)
+            else:
+                self._on_want(peer_id, items)
+        else:
+            self._bad(peer_id, "malformed tx gossip", BAD_MESSAGE_POINTS)
+
+    def _on_have(self, peer_id: str, hashes: list[bytes]) -> None:
+        now = time.monotonic()
+        seen, wanted = self._tx_seen, self._tx_wanted
+        want = []
+        for h in hashes:
+            if h in seen:
+                continue
+            asked = wanted.get(h)
+            if asked is None or now - asked > TX_WANT_TIMEOUT_S:
+                wanted.put(h, now)
+                want.append(h)
+        if want:
+            self.stats["txs_requested"] += len(want)
+            self.peers.send(peer_id, CHANNEL_MEMPOOL, encode({"t": "want", "items": want}))
+
+    def _on_want(self, peer_id: str, hashes: list[bytes]) -> None:
+        pool = self.chain.mempool
+        raws = [tx.raw for h in hashes if (tx := pool.get(h)) is not None]
+        for i in range(0, len(raws), TX_GOSSIP_BATCH_MAX):
+            self.peers.send(peer_id, CHANNEL_MEMPOOL,
+                            encode({"t": "txs", "items": raws[i:i + TX_GOSSIP_BATCH_MAX]}))
+
+    def _on_full_txs(self, peer_id: str, raws: list[bytes]) -> None:
+        seen = self._tx_seen
+        fresh = [(h, raw) for raw in raws if seen.add_new(h := sha256(raw), None)]
         if not fresh:
             return
+        if len(self._tx_wanted):
+            for h, _ in fresh:
+                self._tx_wanted.pop(h)
         self.stats["txs_gossiped_in"] += len(fresh)
         try:
             self._tx_in.put_nowait((peer_id, fresh))
         except asyncio.QueueFull:  # overloaded: drop the batch, accept these txs again later
             self.stats["tx_batches_dropped"] += 1
             for h, _ in fresh:
-                self._tx_seen.pop(h)
+                seen.pop(h)
 
     async def _admit_loop(self) -> None:
         mempool = self.chain.mempool
@@ -204,19 +251,28 @@ class NodeNetwork:
     async def _gossip_loop(self) -> None:
         while True:
             await asyncio.sleep(TX_GOSSIP_FLUSH_S)
-            if not self._tx_out:
-                continue
-            out, self._tx_out = self._tx_out, []
-            for i in range(0, len(out), TX_GOSSIP_BATCH_MAX):
-                batch = out[i:i + TX_GOSSIP_BATCH_MAX]
-                # Each tx goes to every peer except the one it came from.
-                by_source: dict[str | None, list[bytes]] = {}
-                for _, raw, source in batch:
-                    by_source.setdefault(source, []).append(raw)
-                for src, raws in by_source.items():
-                    self.peers.broadcast(CHANNEL_MEMPOOL, encode(raws),
-                                         exclude=(src,) if src else ())
-                self.stats["txs_gossiped_out"] += len(batch)
+            if self._tx_out:
+                out, self._tx_out = self._tx_out, []
+                self._flush(out)
+
+    def _flush(self, out: list[tuple[bytes, bytes, str | None]]) -> None:
+        """Push txs from clients whole to every peer; announce the ones that came from a
+        peer to every other peer."""
+        own = [raw for _, raw, src in out if src is None]
+        for i in range(0, len(own), TX_GOSSIP_BATCH_MAX):
+            self.peers.broadcast(CHANNEL_MEMPOOL,
+                                 encode({"t": "txs", "items": own[i:i + TX_GOSSIP_BATCH_MAX]}))
+        by_source: dict[str, list[bytes]] = {}
+        for h, _, src in out:
+            if src is not None:
+                by_source.setdefault(src, []).append(h)
+        for src, hashes in by_source.items():
+            for i in range(0, len(hashes), TX_HASHES_MAX):
+                self.peers.broadcast(CHANNEL_MEMPOOL,
+                                     encode({"t": "have", "items": hashes[i:i + TX_HASHES_MAX]}),
+                                     exclude=(src,))
+            self.stats["tx_hashes_announced"] += len(hashes)
+        self.stats["txs_gossiped_out"] += len(own)
 
     # ---------------------------------------------------------------- block sync
     def _send_status(self, peer_id: str | None = None) -> None:
