@@ -15,7 +15,8 @@ from sharechain.modules import auth
 from sharechain.modules.bank import FEE_COLLECTOR
 from sharechain.modules.bank.keys import balance_key
 from sharechain.modules.incentive.keys import REWARD_POOL
-from sharechain.modules.rental import keys
+from sharechain.modules.rental import keys, settlement
+from sharechain.modules.rental.keeper import sweep_retry_delay_ms
 from sharechain.modules.rental.states import (
     CLAIM_STATES,
     CLAIM_TRANSITIONS,
@@ -25,6 +26,7 @@ from sharechain.modules.rental.states import (
     rental_next,
 )
 from sharechain.modules.rental.testing import ASSETS, TERMS, World, addr
+from sharechain.modules.rental.types import SWEEP_RETRY_MAX_MS
 
 MIN = 60_000
 BIKE = "BIKE-0001"
@@ -627,3 +629,190 @@ def test_a_gateway_batch_of_32_late_locks_settles_under_the_event_cap() -> None:
     r = ok(w.do("gateway", "iot/submit_reports", {"reports": locks}))
     assert len(ev(r, "rental_late")) == 32 and len(ev(r, "rental_completed")) == 32
     assert len(r.events) <= 256
+
+
+# ---------------------------------------------------------------- sweep retries
+
+class FlakySink:
+    """A penalty sink that refuses (``ShareChainError``) the penalties of the escrows in
+    ``failing`` and passes the others on: a due action another module refuses for a while."""
+
+    def __init__(self, inner: Any, failing: set[bytes]) -> None:
+        self.inner = inner
+        self.failing = failing
+
+    def pay_penalty(self, ctx: Any, kind: str, escrow_id: bytes, amount: int,
+                    harmed: bytes) -> None:
+        if escrow_id in self.failing:
+            raise ShareChainError("penalty_refused", "the penalty sink is unavailable")
+        self.inner.pay_penalty(ctx, kind, escrow_id, amount, harmed)
+
+
+def flaky_sink(w: World, *rids: bytes) -> FlakySink:
+    sink = FlakySink(w.rental_keeper.penalties, {keys.escrow_id(r) for r in rids})
+    w.rental_keeper.set_penalty_sink(sink)
+    return sink
+
+
+def due_entries(w: World, rid: bytes) -> list[dict[str, Any]]:
+    return [d for d in w.query("rental", "due", limit="1000")["due"] if d["id"] == rid]
+
+
+def test_retry_delay_grows_and_is_capped() -> None:
+    delays = [sweep_retry_delay_ms(a) for a in range(1, 10)]
+    assert delays == [MIN, 2 * MIN, 4 * MIN, 8 * MIN, 16 * MIN, 32 * MIN, 60 * MIN, 60 * MIN,
+                      60 * MIN]
+    assert sweep_retry_delay_ms(10**9) == SWEEP_RETRY_MAX_MS == 60 * MIN
+
+
+def test_failed_expiry_is_retried_with_backoff_then_settles(w: World) -> None:
+    alice0, carol0 = w.balance("alice"), w.balance("carol")
+    rid = reserve(w)
+    sink = flaky_sink(w, rid)
+    events = w.advance(15 * MIN)  # start_window_ms: the expiry is due and fails
+    fail = ev(events, "rental_sweep_failed")[0]
+    assert (fail["item_id"], fail["kind"], fail["code"]) == (rid, keys.DUE_EXPIRE,
+                                                             "penalty_refused")
+    assert fail["attempt"] == 1 and fail["retry_ms"] == w.time_ms + MIN
+    assert not ev(events, "rental_expired")
+    # nothing was lost: still reserved, booked, escrowed and scheduled (invariants hold too)
+    r = w.rental(rid)
+    assert r.state == "reserved" and r.due_ms == w.time_ms + MIN
+    assert w.escrow(keys.escrow_id(rid)) == 8_000
+    assert due_entries(w, rid) == [{"due_ms": r.due_ms, "kind": "expire", "id": rid,
+                                    "attempts": 1}]
+    assert len(w.query("rental", "calendar", asset_id=w.asset_id(BIKE).hex())["bookings"]) == 1
+    # not before the retry time...
+    assert not ev(w.advance(MIN - 1_000), "rental_sweep_failed")
+    # ...then each failed retry waits twice as long, up to the cap
+    delays = []
+    for attempt in range(2, 10):
+        events = w.advance(w.rental(rid).due_ms - w.time_ms)
+        fail = ev(events, "rental_sweep_failed")[0]
+        assert fail["attempt"] == attempt
+        delays.append(fail["retry_ms"] - w.time_ms)
+        assert w.rental(rid).due_ms == fail["retry_ms"]
+        assert w.escrow(keys.escrow_id(rid)) == 8_000
+    assert delays == [2 * MIN, 4 * MIN, 8 * MIN, 16 * MIN, 32 * MIN, 60 * MIN, 60 * MIN,
+                      60 * MIN]
+    assert due_entries(w, rid)[0]["attempts"] == 9
+    # the cause goes away: the next retry expires the reservation as it would have at first
+    sink.failing.clear()
+    events = w.advance(w.rental(rid).due_ms - w.time_ms)
+    assert not ev(events, "rental_sweep_failed")
+    assert ev(events, "rental_expired")[0]["fee"] == 200
+    r = w.rental(rid)
+    assert r.state == "expired" and r.due_ms == 0
+    assert w.escrow(keys.escrow_id(rid)) == 0
+    assert w.balance("carol") - carol0 == 200
+    assert w.balance("alice") - alice0 == -200 - 40
+    assert due_entries(w, rid) == []
+    assert w.query("rental", "calendar", asset_id=w.asset_id(BIKE).hex())["bookings"] == []
+    assert not w.app.check_invariants(w.state)
+
+
+def test_failed_default_is_retried_and_settles_once_settlement_works(
+        w: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    rid = reserve(w)
+    ok(w.report(BIKE, "unlock", rid))
+
+    def refuse(*args: Any, **kw: Any) -> Any:
+        raise ShareChainError("settlement_unavailable", "settlement refused")
+
+    monkeypatch.setattr(settlement, "settle", refuse)
+    events = w.advance(4 * 3_600_000 + 2 * MIN)  # max_duration_ms + grace_ms
+    fail = ev(events, "rental_sweep_failed")[0]
+    assert (fail["kind"], fail["code"], fail["attempt"]) == (keys.DUE_DEFAULT,
+                                                             "settlement_unavailable", 1)
+    assert not ev(events, "rental_defaulted")
+    r = w.rental(rid)
+    assert r.state == "active" and r.due_ms == fail["retry_ms"] == w.time_ms + MIN
+    assert w.escrow(keys.escrow_id(rid)) == 8_000
+    assert w.rental_keeper.in_use(w.state, w.asset_id(BIKE)) == rid
+    assert due_entries(w, rid)[0]["kind"] == "default"
+    events = w.advance(MIN)
+    assert ev(events, "rental_sweep_failed")[0]["attempt"] == 2
+    monkeypatch.undo()
+    carol0 = w.balance("carol")
+    events = w.advance(2 * MIN)
+    d = ev(events, "rental_defaulted")[0]
+    assert d["penalty"] + d["usage_fee"] == 8_000
+    r = w.rental(rid)
+    assert r.state == "defaulted" and r.due_ms == 0
+    assert w.escrow(keys.escrow_id(rid)) == 0
+    assert w.balance("carol") - carol0 == 8_000 - r.platform_fee
+    assert w.keepers.extra["assets"].get(w.state, w.asset_id(BIKE)).use_right is None
+    assert due_entries(w, rid) == []
+    assert not w.app.check_invariants(w.state)
+
+
+def test_a_failing_due_item_does_not_hold_up_the_others() -> None:
+    w = World()
+    offer(w, BIKE)
+    offer(w, "BIKE-0002")
+    start = w.time_ms + 1_000
+    for who, code in (("alice", BIKE), ("bob", "BIKE-0002")):
+        w.submit(who, [("rental/reserve", {"asset_id": w.asset_id(code), "start_ms": start,
+                                           "end_ms": start + 30 * MIN})])
+    bad, good = (bytes(ev(r, "rental_reserved")[0]["rental_id"]) for r in w.block())
+    assert bad < good  # the failing item comes first in the index
+    assert w.rental(bad).due_ms == w.rental(good).due_ms
+    sink = flaky_sink(w, bad)
+    events = w.advance(15 * MIN)
+    assert [x["item_id"] for x in ev(events, "rental_sweep_failed")] == [bad]
+    assert [x["rental_id"] for x in ev(events, "rental_expired")] == [good]
+    assert w.rental(good).state == "expired" and w.rental(bad).state == "reserved"
+    assert w.escrow(keys.escrow_id(bad)) == 8_000
+    sink.failing.clear()
+    events = w.advance(MIN)
+    assert [x["rental_id"] for x in ev(events, "rental_expired")] == [bad]
+    assert w.escrow(keys.escrow_id(bad)) == 0
+
+
+def test_parties_can_still_act_on_a_rental_whose_due_action_is_retrying(w: World) -> None:
+    rid = reserve(w)
+    flaky_sink(w, rid)
+    w.advance(15 * MIN)
+    assert w.rental(rid).state == "reserved" and due_entries(w, rid)[0]["attempts"] == 1
+    alice0 = w.balance("alice")
+    c = ok(w.do("carol", "rental/cancel", ref(rid)))  # the provider cancels: no fee, no penalty
+    assert ev(c, "rental_cancelled")[0]["fee"] == 0
+    assert w.rental(rid).state == "cancelled" and w.escrow(keys.escrow_id(rid)) == 0
+    assert w.balance("alice") - alice0 == 8_000
+    assert due_entries(w, rid) == []  # the retry went with the cancellation
+    assert not ev(w.advance(2 * MIN), "rental_sweep_failed")
+
+
+def test_failed_claim_timeout_is_retried_and_refunds_later(
+        w: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    rid = _ended(w)
+    cid = bytes(ev(ok(w.do("carol", "rental/claim", claim(rid, 2_000))), "claim_filed")[0]
+                ["claim_id"])
+    w.advance(TERMS["claim_window_ms"])  # the window closes; the claim stays held
+    k = w.rental_keeper
+
+    def refuse(*args: Any, **kw: Any) -> None:
+        raise ShareChainError("settlement_unavailable", "claim settlement refused")
+
+    monkeypatch.setattr(k, "_settle_claim", refuse)
+    events = w.advance(7 * 86_400_000)  # claim_timeout_ms
+    fail = ev(events, "rental_sweep_failed")[0]
+    assert (fail["item_id"], fail["kind"], fail["attempt"]) == (cid, keys.DUE_CLAIM, 1)
+    c = k.claim(w.state, cid)
+    assert c is not None and c.state == "open" and c.timeout_ms == fail["retry_ms"]
+    assert w.escrow(keys.escrow_id(rid)) == 2_000 and w.rental(rid).held == 2_000
+    monkeypatch.undo()
+    alice0 = w.balance("alice")
+    events = w.advance(MIN)
+    assert ev(events, "claim_timed_out")[0]["refunded"] == 2_000
+    assert w.balance("alice") - alice0 == 2_000 and w.escrow(keys.escrow_id(rid)) == 0
+    assert w.query("rental", "due", limit="10")["due"] == []
+
+
+def test_a_stray_due_entry_is_dropped_not_retried(w: World) -> None:
+    stray = keys.deadline_key(w.time_ms, keys.DUE_CLAIM, bytes(9))  # no such claim
+    w.state.apply({stray: b""})
+    events = w.advance(1_000)
+    fail = ev(events, "rental_sweep_failed")[0]
+    assert (fail["code"], fail["attempt"], fail["retry_ms"]) == ("claim_not_found", 1, 0)
+    assert w.query("rental", "due", limit="10")["due"] == []

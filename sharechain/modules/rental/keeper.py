@@ -11,7 +11,10 @@ State changes go through the transition table in ``states.py``. Each rental in a
 non-terminal state has exactly one pending deadline (expiry, default, return confirmation or
 claim-window close; a pending claim has its own timeout) kept in an index ordered by due time,
 and the end-block sweep walks only the due part of that index: its cost is the number of
-items due, not the number of rentals.
+items due, not the number of rentals. A due action that fails (another module refuses it)
+is never dropped: its deadline moves a bounded, growing amount of block time ahead and the
+number of failed attempts is kept in the index entry, so the rental stays in its state,
+keeps its escrow and is tried again (see ``sweep``).
 
 Bookings of one asset never overlap, so ordered by reserved end they are also ordered by
 start: the only booking that can overlap a new window ``[s, e)`` is the first one ending
@@ -53,6 +56,7 @@ from sharechain.modules.rental.deps import (
 )
 from sharechain.modules.rental.states import (
     ACTIVE,
+    CLAIM_PENDING_STATES,
     CLOSED,
     ENDED,
     OPEN,
@@ -81,6 +85,8 @@ from sharechain.modules.rental.types import (
     OFFER_STALE,
     RENTAL_ID_BYTES,
     RENTAL_NOT_FOUND,
+    SWEEP_RETRY_BASE_MS,
+    SWEEP_RETRY_MAX_MS,
     TIME_MS_MAX,
     TOO_EARLY,
     TOO_MANY_CLAIMS,
@@ -100,6 +106,16 @@ ASSET_NOT_FOUND = "asset_not_found"
 DEVICE_KINDS = frozenset({"unlock", "lock", "meter"})
 
 _replace = dataclasses.replace
+
+# The kind of deadline a rental in each state waits for (states not listed have none).
+DUE_KIND_OF_STATE = {RESERVED: keys.DUE_EXPIRE, ACTIVE: keys.DUE_DEFAULT,
+                     RETURNED: keys.DUE_RETURN, ENDED: keys.DUE_CLOSE}
+
+
+def sweep_retry_delay_ms(attempt: int) -> int:
+    """Block time between failed attempt ``attempt`` (1, 2, ...) of a due action and the
+    next try: 1 min, doubling per attempt, at most 1 h (``SWEEP_RETRY_*_MS``)."""
+    return min(SWEEP_RETRY_BASE_MS << min(max(attempt, 1) - 1, 32), SWEEP_RETRY_MAX_MS)
 
 
 def _err(code: str, message: str) -> ShareChainError:
@@ -691,24 +707,62 @@ class RentalKeeper:
     # ================================================================ end-block sweep
     def sweep(self, ctx: Context) -> None:
         """Process every deadline due at or before this block's time (at most
-        ``sweep_items_max`` per block; the rest are due next block, in order)."""
+        ``sweep_items_max`` per block; the rest are due next block, in order). An item whose
+        action fails is rescheduled for a retry (``_retry_due``)."""
         end = keys.DEADLINE_PREFIX + keys.be8(ctx.time_ms + 1)
         due = list(islice(ctx.state.iter_range(keys.DEADLINE_PREFIX, end),
                           self.params(ctx.state).sweep_items_max))
-        for key, _ in due:
-            _due_ms, kind, item_id = keys.parse_deadline(key)
+        for key, value in due:
+            due_ms, kind, item_id = keys.parse_deadline(key)
             child = ctx.branch()
             child.state.delete(key)
             try:
                 self._run_due(child, kind, item_id)
             except ShareChainError as exc:
-                # A due item another module's state now refuses (say, a frozen asset) must not
-                # stall the sweep: it leaves the index with an event saying why.
-                ctx.state.delete(key)
-                ctx.emit("rental_sweep_failed", item_id=item_id, kind=kind, code=exc.code,
-                         message=exc.message)
+                # The failed action's writes and events are dropped with the child; the item
+                # must neither stall the sweep nor be lost (see _retry_due).
+                self._retry_due(ctx, key, value, due_ms, kind, item_id, exc)
                 continue
             ctx.merge(child)
+
+    def _retry_due(self, ctx: Context, key: bytes, value: bytes, due_ms: int, kind: int,
+                   item_id: bytes, exc: ShareChainError) -> None:
+        """A due action failed: another module refused it (a penalty sink, the fee splitter,
+        the assets module...). Dropping the deadline would leave the rental reserved or
+        active with nothing left to end it and its escrow locked for good, so the item moves
+        ``sweep_retry_delay_ms(attempt)`` of block time ahead (strictly after this block, so
+        this sweep goes on to the next item and a failing item costs one sweep slot per
+        try). The attempt count is the index entry's value (``b""`` before any failure):
+        state, not memory, so every node computes the same schedule. The record's
+        ``due_ms`` (a claim's ``timeout_ms``) follows, so every path that clears the deadline
+        (cancel, start, return, an end report, arbitration...) still finds it, and the
+        rental stays open to its parties' own actions while it waits. Only an entry that no
+        longer matches its record (the record is gone or moved on) is dropped."""
+        ctx.state.delete(key)
+        attempt = (int(decode_trusted(value)) if value else 0) + 1
+        retry_ms = min(ctx.time_ms + sweep_retry_delay_ms(attempt), TIME_MS_MAX)
+        if self._reschedule(ctx, due_ms, kind, item_id, retry_ms):
+            ctx.state.set(keys.deadline_key(retry_ms, kind, item_id), encode(attempt))
+        else:
+            retry_ms = 0  # a stale entry: nothing waits for it any more
+        ctx.emit("rental_sweep_failed", item_id=item_id, kind=kind, code=exc.code,
+                 message=exc.message, attempt=attempt, retry_ms=retry_ms)
+
+    def _reschedule(self, ctx: Context, due_ms: int, kind: int, item_id: bytes,
+                    retry_ms: int) -> bool:
+        """Move the record's pending deadline from ``due_ms`` to ``retry_ms``; False (and no
+        write) when the record no longer waits for that deadline."""
+        if kind == keys.DUE_CLAIM:
+            c = self.claim(ctx.state, item_id)
+            if c is None or c.state not in CLAIM_PENDING_STATES or c.timeout_ms != due_ms:
+                return False
+            self._save_claim(ctx, _replace(c, timeout_ms=retry_ms))
+            return True
+        r = self.rental(ctx.state, item_id)
+        if r is None or DUE_KIND_OF_STATE.get(r.state) != kind or r.due_ms != due_ms:
+            return False
+        self._save(ctx, _replace(r, due_ms=retry_ms))
+        return True
 
     def _run_due(self, ctx: Context, kind: int, item_id: bytes) -> None:
         if kind == keys.DUE_CLAIM:

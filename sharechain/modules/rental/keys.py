@@ -10,7 +10,9 @@
   rental/bs/<asset>                      -> [n, e]   bookings on the calendar and an upper
                                                      bound of their ends (fast path)
   rental/u/<asset>                       -> bytes    the rental currently using the asset
-  rental/d/<due_ms8><kind1><id>          -> b""      deadline index swept at end of block
+  rental/d/<due_ms8><kind1><id>          -> b"" | int  deadline index swept at end of block;
+                                                     the value counts failed attempts of an
+                                                     item being retried (b"": none yet)
   rental/cr/<consumer20><rental_id8>     -> b""      rentals by consumer (queries)
 
 ``<asset>`` is the asset id prefixed by its length (one byte), so that one asset's keys never

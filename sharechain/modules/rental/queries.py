@@ -9,7 +9,8 @@
   claims       rental_id                  the claims of a rental
   by_consumer  address [limit]            a consumer's rentals, oldest first
   calendar     asset_id [limit]           bookings of an asset ordered by reserved end
-  due          [limit]                    the next deadlines of the expiry sweep
+  due          [limit]                    the next deadlines of the expiry sweep (with
+                                          the failed attempts of an item being retried)
 """
 
 from __future__ import annotations
@@ -99,10 +100,11 @@ def make_queries(k: RentalKeeper) -> dict[str, Query]:
     def due(state: Readable, q: dict[str, str]) -> Any:
         limit = q_limit(q)
         out = []
-        for key, _ in state.iter_range(keys.DEADLINE_PREFIX, prefix_end(keys.DEADLINE_PREFIX)):
+        for key, v in state.iter_range(keys.DEADLINE_PREFIX, prefix_end(keys.DEADLINE_PREFIX)):
             due_ms, kind, item_id = keys.parse_deadline(key)
+            # attempts: how many times the sweep already failed to run this item (retries)
             out.append({"due_ms": due_ms, "kind": DUE_KIND_NAMES.get(kind, str(kind)),
-                        "id": item_id})
+                        "id": item_id, "attempts": int(decode(v)) if v else 0})
             if len(out) >= limit:
                 break
         return {"due": out}

@@ -22,6 +22,10 @@ ASSET_ID_BYTES_MAX: Final = 64
 CLAIMS_PER_RENTAL_MAX: Final = 8
 CREDIT_TIER_MAX: Final = 100
 TEXT_BYTES_MAX: Final = 256
+# A due action the sweep could not run is retried after a delay in block time: the first
+# retry 1 min after the failure, each further one twice as long, never more than 1 h apart.
+SWEEP_RETRY_BASE_MS: Final = 60_000
+SWEEP_RETRY_MAX_MS: Final = 3_600_000
 
 # ---------------------------------------------------------------- error codes
 INVALID_TERMS: Final = "invalid_terms"
