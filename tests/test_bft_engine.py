@@ -202,6 +202,38 @@ def test_single_validator_commits_alone_like_solo():
     verify_commit(CHAIN_ID, h.vset, h.chain.commits[0], h.chain.blocks[0].hash(), 1)
 
 
+def _new_height_waits(actions: list) -> list[int]:
+    return [a.delay_ms for a in timeouts(actions, NEW_HEIGHT)]
+
+
+def test_paced_heights_start_one_interval_after_the_last_round_0_not_after_the_commit():
+    cfg = replace(TEST_CONFIG, timeout_commit_ms=200, pace_from_round_start=True)
+    h = Harness(names=["solo"], me="solo", config=cfg)
+    h.start(now=1_000)                # height 1: round 0 at 1000, decided within it
+    assert h.chain.height() == 1 and _new_height_waits(h.log) == [200]
+    # Height 2 starts at 1250; its round is decided at 1250: 200 ms left of the interval.
+    out = h.drive(TimeoutFired(NEW_HEIGHT, 2, 0), now=1_250)
+    assert h.chain.height() == 2 and _new_height_waits(out) == [200]
+    # A 4-validator height decided 150 ms after its round 0 began waits the other 50 ms;
+    # one decided after the whole interval starts the next height's round 0 at once.
+    for decided_at, waits in ((150, [50]), (500, [])):
+        h = non_proposer_harness(config=cfg)
+        b = h.block(h.proposer(0))
+        h.drive(h.proposal(0, b), now=decided_at)
+        h.votes(others(h, 2), "prevote", 0, b)
+        out = [a for acts in h.votes(others(h, 2), "precommit", 0, b) for a in acts]
+        assert h.chain.height() == 1
+        assert _new_height_waits(out) == waits
+        assert h.engine.phase == (Phase.NEW_HEIGHT if waits else Phase.PROPOSE)
+    # Unpaced (the default): the full pause after every commit.
+    plain = non_proposer_harness(config=replace(TEST_CONFIG, timeout_commit_ms=200))
+    b = plain.block(plain.proposer(0))
+    plain.drive(plain.proposal(0, b), now=500)
+    plain.votes(others(plain, 2), "prevote", 0, b)
+    out = [a for acts in plain.votes(others(plain, 2), "precommit", 0, b) for a in acts]
+    assert _new_height_waits(out) == [200]
+
+
 def test_commit_needs_more_than_two_thirds_not_exactly_two_thirds():
     # Powers 2+2+1+1 = 6: exactly 2/3 is 4; more than 2/3 needs 5.
     h = Harness(names=["a", "b", "c", "d"], powers=[2, 2, 1, 1], me=None)

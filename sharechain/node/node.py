@@ -164,7 +164,7 @@ class Node:
             interval = self.genesis.consensus.block_interval_ms
             driver = BftDriver(self.chain, self.key if is_validator else None, transport,
                                FileWal(self.home.wal_dir / "consensus.wal"),
-                               BftConfig(timeout_commit_ms=interval))
+                               BftConfig(timeout_commit_ms=interval, pace_from_round_start=True))
             return _DriverRunner(driver)
         raise ValueError(f"unknown consensus engine {self.config.engine!r}")
 
@@ -229,7 +229,8 @@ class Node:
         from sharechain.consensus.bft.wal import FileWal
         from sharechain.node.devnet import validator_key
 
-        cfg = BftConfig(timeout_commit_ms=self.genesis.consensus.block_interval_ms)
+        cfg = BftConfig(timeout_commit_ms=self.genesis.consensus.block_interval_ms,
+                        pace_from_round_start=True)
         bus = LocalBus()
         self.home.wal_dir.mkdir(parents=True, exist_ok=True)
         drivers = [BftDriver(self.chain, self.key, bus.endpoint(),

@@ -189,6 +189,7 @@ class Engine:
         self._sync_sent: tuple[int, int] = (0, -(2**62))
         self._ahead: dict[bytes, int] = {}  # validator -> highest height it was seen at
         self._now = 0
+        self._round0_ms: int | None = None  # when the current height's round 0 began
         self._out: list[Action] = []
         self._enter_height(0, None, 0)
 
@@ -400,9 +401,12 @@ class Engine:
             # the next decision now instead of after a sync interval.
             self._behind_since = self._now
             self._request_sync()
-        if self.config.timeout_commit_ms > 0:
+        wait = self.config.timeout_commit_ms
+        if self.config.pace_from_round_start and self._round0_ms is not None:
+            wait = max(0, wait - (self._now - self._round0_ms))
+        if wait > 0:
             self.phase = Phase.NEW_HEIGHT
-            self._schedule_timeout(NEW_HEIGHT, 0)
+            self._out.append(ScheduleTimeout(NEW_HEIGHT, self.height, 0, wait))
         else:
             self._start_round(0)
 
@@ -726,6 +730,8 @@ class Engine:
     # ------------------------------------------------------------ transitions
 
     def _start_round(self, r: int) -> None:
+        if r == 0:
+            self._round0_ms = self._now
         self.round = r
         self.phase = Phase.PROPOSE
         self._schedule_timeout(PROPOSE, r)

@@ -44,6 +44,10 @@ class BftConfig:
     timeout_precommit_ms: int = 1000
     timeout_precommit_delta_ms: int = 500
     timeout_commit_ms: int = 1000     # pause after a commit before the next height's round 0
+    # True: the pause is shortened by the time the height took since its round 0 began, so
+    # heights start every ``timeout_commit_ms`` (a block interval) when rounds are quicker,
+    # and back to back when they are slower, instead of interval + round time.
+    pace_from_round_start: bool = False
     rebroadcast_ms: int = 2000        # resend own votes of the round while it makes no progress
     sync_interval_ms: int = 1000      # at most one sync request / answer per height per interval
 
