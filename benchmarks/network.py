@@ -25,7 +25,7 @@ if __name__ == "__main__":
     if "--block-txs-max" not in args:
         args += ["--block-txs-max", "3000"]
     if "--rate" not in args:
-        args += ["--rate", "2500"]
+        args += ["--rate", "3200"]
     if "--lanes" not in args:
         args += ["--lanes", "4"]
     throughput.main(args)

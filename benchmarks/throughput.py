@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -48,6 +49,32 @@ def ed25519_verify_per_s(rounds: int = 5, seconds: float = 0.4) -> float:
             n += 200
         rates.append(n / (time.perf_counter() - t0))
     return statistics.median(rates)
+
+
+def cpu_seconds(root_pids: list[int]) -> float:
+    """CPU time (user + system) used so far by these processes and all their descendants
+    (the nodes' signature workers), read from /proc; 0 where /proc is not available."""
+    try:
+        tick = os.sysconf("SC_CLK_TCK")
+        parent, ticks = {}, {}
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open(f"/proc/{d}/stat") as fh:
+                        f = fh.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                parent[int(d)], ticks[int(d)] = int(f[1]), int(f[11]) + int(f[12])
+    except OSError:
+        return 0.0
+    total, roots = 0, set(root_pids)
+    for pid, t in ticks.items():
+        p = pid
+        while p > 1 and p not in roots:
+            p = parent.get(p, 0)
+        if p in roots:
+            total += t
+    return total / tick
 
 
 def percentile(xs: list[float], p: float) -> float:
@@ -157,6 +184,8 @@ def main(argv: list[str] | None = None) -> None:
                     reasons[item["code"]] = reasons.get(item["code"], 0) + 1
 
     print(f"submitting for {args.seconds:.0f}s at up to {args.rate:,} tx/s...", flush=True)
+    node_pids = [p.proc.pid for p in procs if p.proc is not None]
+    cpu_start = cpu_seconds(node_pids)
     t_start = time.perf_counter()
     interval = args.lanes * args.batch / args.rate  # the lanes share the offered rate
 
@@ -171,6 +200,7 @@ def main(argv: list[str] | None = None) -> None:
         for f in [ex.submit(run_lane, lane) for lane in lanes]:
             f.result()
     t_submitted = time.perf_counter()
+    cpu_used = cpu_seconds(node_pids) - cpu_start
     want = len(submitted_at) - rejected[0]
     deadline = time.perf_counter() + 60
     while time.perf_counter() < deadline:
@@ -184,6 +214,9 @@ def main(argv: list[str] | None = None) -> None:
         lat = [committed_at[h] - submitted_at[h] for h in submitted_at if h in committed_at]
         ends = [committed_at[h] for h in submitted_at if h in committed_at]
     elapsed = (max(ends) - t_start) if ends else float("nan")
+    # Node CPU (all validators and their signature workers) per tx committed while it was
+    # measured: the cost of a tx to the whole network, whatever the offered rate.
+    in_window = sum(1 for t in ends if t <= t_submitted)
     status = client.get("/v1/status").json()
     for p in procs:
         p.stop()
@@ -197,11 +230,15 @@ def main(argv: list[str] | None = None) -> None:
         "submit_phase_s": round(t_submitted - t_start, 2), "height": status["height"],
         "block_interval_ms": args.block_interval_ms, "rejections": reasons,
         "validators": args.validators,
+        "node_cpu_us_per_tx": round(cpu_used / in_window * 1e6, 1) if in_window and cpu_used else None,
+        "node_cpu_cores_used": round(cpu_used / (t_submitted - t_start), 2),
     }
     print(f"committed {figures['committed_tx']:,} transfers in {elapsed:.1f}s: "
           f"{figures['committed_tx_per_s']:,.0f} tx/s "
           f"({figures['ratio_to_verify']:.0%} of one core's Ed25519 verify rate); "
-          f"latency p50 {figures['latency_p50_ms']} ms, p99 {figures['latency_p99_ms']} ms")
+          f"latency p50 {figures['latency_p50_ms']} ms, p99 {figures['latency_p99_ms']} ms; "
+          f"nodes used {figures['node_cpu_cores_used']} cores, "
+          f"{figures['node_cpu_us_per_tx']} µs of CPU per committed tx")
     print(json.dumps(figures))
 
 
