@@ -10,6 +10,7 @@ import time
 import httpx
 import pytest
 
+from sharechain.chain.types import TxBody, sign_tx
 from sharechain.client import Client
 from sharechain.crypto import PrivateKey
 from tests.netkit import LocalTestnet as Testnet
@@ -263,5 +264,58 @@ def test_network_soak_random_kills_and_partitions(tmp_path, seed):
             h = max(net.height(i) for i in range(4) if net.procs[i].proc.poll() is None)
             net.wait_height([0, 1, 2, 3], h + 2, 120)
         net.assert_same_chain([0, 1, 2, 3], min(net.height(i) for i in range(4)))
+    finally:
+        net.stop()
+
+
+def test_full_node_catching_up_on_full_blocks_keeps_answering_its_api(tmp_path):
+    """Block sync must not hold a node's event loop for a whole backlog: the node applies one
+    block at a time (signatures checked in its workers) and serves its API in between."""
+    senders = [PrivateKey.from_name(n) for n in ("alice", "bob", "carol", "dave", "faucet",
+                                                  "regulator", "bureau", "gateway")]
+    batches, per_batch = 56, 400
+    net = Testnet(tmp_path, validators=1, interval_ms=100, full_nodes=1)
+    try:
+        net.start([0])
+        with Client(net.procs[0].url, timeout_s=30) as c:
+            fee = c.required_fee(["bank/send"])
+            nonces = dict.fromkeys((k.address for k in senders), 0)
+            raws = []
+            for i in range(batches * per_batch):
+                k = senders[i % len(senders)]
+                body = TxBody("net-test", k.public_key, nonces[k.address], fee, 0,
+                              (("bank/send", {"to": SINK, "amount": 1}),))
+                raws.append(sign_tx(body, k.sign))
+                nonces[k.address] += 1
+            for b in range(batches):  # about one batch per block: a backlog of full blocks
+                res = c.submit_batch(raws[b * per_batch:(b + 1) * per_batch])
+                assert res["accepted"] == per_batch, res["results"][:3]
+                time.sleep(0.1)
+        deadline = time.monotonic() + 60
+        while net.status(0)["mempool_txs"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        top = net.height(0)
+        net.procs[0].stop()
+        net.start([1])  # the full node is up and serving before it can reach its peer
+        net.procs[0].start(wait=False)
+        slowest = 0.0
+        heights = set()
+        deadline = time.monotonic() + 90
+        while True:
+            t = time.monotonic()
+            h = int(httpx.get(net.procs[1].url + "/v1/status", timeout=10).json()["height"])
+            slowest = max(slowest, time.monotonic() - t)
+            heights.add(h)
+            if h >= top:
+                break
+            assert time.monotonic() < deadline, f"the full node is stuck at {h} of {top}"
+            time.sleep(0.05)
+        assert slowest < 1.0, f"/v1/status took {slowest:.2f}s while the node caught up"
+        # It answered between blocks, not only between sync windows (of 64 blocks).
+        seen = sorted(h for h in heights if 0 < h < top)
+        assert len(seen) >= 5, f"the API answered during the sync only at heights {seen}"
+        assert net.status(1)["p2p"]["stats"]["blocks_synced"] >= top // 2
+        net.assert_same_chain([0, 1], top)
     finally:
         net.stop()

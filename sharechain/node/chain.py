@@ -3,9 +3,9 @@
 :class:`Chain` builds proposals from the mempool, validates blocks proposed by others,
 and executes and persists committed blocks. Execution reads a snapshot of committed
 state, collects the whole block's writes in memory, and hands them to
-:meth:`ChainStore.commit_block` for a single atomic write. Transactions that the mempool
-or :meth:`validate_block` already verified are reused as objects, so no signature is
-verified twice on one node.
+:meth:`ChainStore.commit_block` for a single atomic write. Transactions that the mempool,
+:meth:`prevalidate` (block sync, off the event loop) or :meth:`validate_block` already
+verified are reused as objects, so no signature is verified twice on one node.
 """
 
 from __future__ import annotations
@@ -195,6 +195,39 @@ class Chain:
             if not tx.verified:
                 raise ShareChainError("invalid_block", "block holds a tx with a bad signature")
             self._remember_verified(tx)
+
+    async def prevalidate(self, block: Block) -> str | None:
+        """Check the signatures of ``block``'s txs that neither the mempool nor an earlier
+        validation holds, in the signature workers while the event loop runs on (block
+        sync: usually none of a synced block's txs are pooled here). The verified txs are
+        remembered, so :meth:`validate_block` and :meth:`commit_block` reuse them and no
+        signature is verified twice. Returns why the block is invalid (a malformed tx, a
+        bad signature) or None; :meth:`validate_block` still makes every check."""
+        fresh: list[Tx] = []
+        seen: set[bytes] = set()
+        for raw in block.txs:
+            th = sha256(raw)
+            if th in seen or self.mempool.get(th) is not None or th in self._verified:
+                continue  # a repeat is validate_block's to reject
+            seen.add(th)
+            try:
+                tx = decode_tx(raw)
+                self.app.stateless_check(tx)
+            except DecodeError as exc:
+                return f"malformed tx: {exc.message}"
+            except ShareChainError as exc:
+                return exc.message
+            fresh.append(tx)
+        if not fresh:
+            return None
+        await self.mempool.verify_many_async(fresh)
+        bad = False
+        for tx in fresh:
+            if tx.verified:
+                self._remember_verified(tx)
+            else:
+                bad = True
+        return "block holds a tx with a bad signature" if bad else None
 
     def _remember_verified(self, tx: Tx) -> None:
         self._verified.put(tx.hash, tx)

@@ -23,6 +23,9 @@ Three channels ride on the authenticated peer connections of ``sharechain.p2p``:
   window; each block is applied only after its commit certificate verifies against the
   current validator set and the block validates against the local state (so a peer cannot
   feed a block that does not extend our chain). Then consensus continues from the new height.
+  Applying a backlog never holds the event loop for more than one block: a block's tx
+  signatures are checked in the signature worker processes while the loop runs on, and the
+  loop gets a turn after each block, so consensus, peers and the API keep being served.
 """
 
 from __future__ import annotations
@@ -326,11 +329,11 @@ class NodeNetwork:
         while True:
             await asyncio.sleep(0.05)
             try:
-                self._sync_step()
+                await self._sync_step()
             except Exception:
                 log.exception("block sync step failed")
 
-    def _sync_step(self) -> None:
+    async def _sync_step(self) -> None:
         ours = self.chain.height()
         best = self.best_peer_height()
         self.syncing = best > ours + 1
@@ -338,21 +341,31 @@ class NodeNetwork:
             self._pending.clear()
             self._received.clear()
             return
-        now = time.monotonic()
-        # Apply what arrived, in order.
+        # Apply what arrived, in height order. Each block yields the loop (its signatures
+        # are checked in the worker processes, and the loop gets a turn after it commits),
+        # so consensus timers, peers and the API run on while a backlog is applied.
         applied = False
-        while (ours + 1) in self._received:
-            peer_id, block_raw, commit_raw = self._received.pop(ours + 1)
-            if not self._apply(peer_id, ours + 1, block_raw, commit_raw):
+        while True:
+            ours = self.chain.height()  # consensus may have committed during an await
+            got = self._received.pop(ours + 1, None)
+            if got is None:
                 break
-            ours += 1
+            peer_id, block_raw, commit_raw = got
+            if not await self._apply(peer_id, ours + 1, block_raw, commit_raw):
+                break
             applied = True
+            await asyncio.sleep(0)
+        ours = self.chain.height()
+        for h in [h for h in self._received if h <= ours]:
+            del self._received[h]  # committed by consensus meanwhile
         if applied and self.on_synced_block is not None:
             self.on_synced_block()
         # Request the window, spreading heights over peers that have them.
+        best = self.best_peer_height()
         holders = sorted(p for p, h in self.peer_heights.items() if h > ours)
         if not holders:
             return
+        now = time.monotonic()
         for i, h in enumerate(range(ours + 1, min(best, ours + SYNC_WINDOW) + 1)):
             if h in self._received:
                 continue
@@ -363,21 +376,28 @@ class NodeNetwork:
             if self.peers.send(peer, CHANNEL_BLOCKSYNC, encode({"t": "get", "height": h})):
                 self._pending[h] = (peer, now)
 
-    def _apply(self, peer_id: str, height: int, block_raw: bytes, commit_raw: bytes) -> bool:
+    async def _apply(self, peer_id: str, height: int, block_raw: bytes,
+                     commit_raw: bytes) -> bool:
+        """Apply one synced block; False if it was not (bad, or no longer next)."""
+        chain = self.chain
         try:
             block = decode_block(block_raw)
             commit = decode_commit(commit_raw)
-            verify_commit(self.chain.chain_id, self.chain.validator_set(), commit, block.hash(),
-                          height)
-            reason = self.chain.validate_block(block)
+            verify_commit(chain.chain_id, chain.validator_set(), commit, block.hash(), height)
+            # Signatures are checked off the loop; validate_block then reuses the verdicts.
+            reason = await chain.prevalidate(block)
+            if chain.height() + 1 != height:
+                return False  # consensus committed it meanwhile
+            if reason is None:
+                reason = chain.validate_block(block)
             if reason is not None:
                 raise ShareChainError("invalid_block", reason)
         except ShareChainError as exc:
             log.warning("peer %s sent a bad block %d: %s", peer_id[:8], height, exc.message)
             self._bad(peer_id, f"bad synced block: {exc.message}", BAD_BLOCK_POINTS)
             return False
-        if self.chain.height() + 1 != height:
-            return False  # consensus committed it meanwhile
-        self.chain.commit_block(block, commit)
+        if chain.height() + 1 != height:
+            return False
+        chain.commit_block(block, commit)
         self.stats["blocks_synced"] += 1
         return True
