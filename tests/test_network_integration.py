@@ -13,6 +13,7 @@ import pytest
 from sharechain.chain.types import TxBody, sign_tx
 from sharechain.client import Client
 from sharechain.crypto import PrivateKey
+from sharechain.errors import ShareChainError
 from tests.netkit import LocalTestnet as Testnet
 
 pytestmark = pytest.mark.integration
@@ -113,8 +114,15 @@ def test_txs_cross_a_cut_link_by_announcement(tmp_path):
             sent = [c.send(alice, SINK, 1, wait=False)["hash"] for _ in range(20)]
         deadline = time.monotonic() + 60
         with Client(net.procs[2].url) as c2:
+            def committed_on_node2(h: str) -> bool:
+                try:
+                    return c2.tx(h).get("status") == "committed"
+                except ShareChainError as exc:  # node2 has not heard of it yet
+                    assert exc.code == "tx_not_found", exc
+                    return False
+
             while time.monotonic() < deadline:
-                if all(c2.tx(h).get("status") == "committed" for h in sent):
+                if all(committed_on_node2(h) for h in sent):
                     break
                 time.sleep(0.3)
             else:
