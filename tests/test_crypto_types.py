@@ -21,6 +21,7 @@ from sharechain.chain.types import (
     weighted_median_time,
 )
 from sharechain.crypto import (
+    SMALL_ORDER_KEYS,
     PrivateKey,
     check_cid,
     cid_of,
@@ -50,6 +51,51 @@ def test_signatures():
     assert not verify(k.public_key, b"msh", sig)
     assert not verify(k.public_key, b"msg", sig[:-1] + bytes([sig[-1] ^ 1]))
     assert not verify(b"short", b"msg", sig)
+    assert not verify(k.public_key, b"msg", sig[:63])
+    # Not bytes: converted, or refused without raising.
+    assert verify(bytearray(k.public_key), memoryview(b"msg"), bytearray(sig))
+    assert not verify(None, b"msg", sig)  # type: ignore[arg-type]
+    assert not verify(k.public_key, "msg", sig)  # type: ignore[arg-type]
+
+
+@given(st.binary(min_size=32, max_size=32), st.binary(max_size=300), st.data())
+def test_verification_agrees_with_libsodium_on_signed_and_altered_messages(seed, msg, data):
+    # The verifier (ed25519-zebra, ZIP 215) accepts a superset of libsodium's signatures
+    # that differs only on forms no key pair produces: on real keys both agree exactly.
+    import nacl.bindings
+    import nacl.exceptions
+
+    def sodium(pk: bytes, m: bytes, s: bytes) -> bool:
+        try:
+            nacl.bindings.crypto_sign_open(s + m, pk)
+            return True
+        except (nacl.exceptions.BadSignatureError, ValueError):
+            return False
+
+    k = PrivateKey(seed)
+    sig = k.sign(msg)
+    assert verify(k.public_key, msg, sig) and sodium(k.public_key, msg, sig)
+    i = data.draw(st.integers(0, 63))
+    bad_sig = sig[:i] + bytes([sig[i] ^ data.draw(st.integers(1, 255))]) + sig[i + 1:]
+    bad_msg = msg + b"\x00"
+    for m, s in ((msg, bad_sig), (bad_msg, sig)):
+        assert verify(k.public_key, m, s) == sodium(k.public_key, m, s) == False  # noqa: E712
+
+
+def test_small_order_keys_never_verify():
+    import ed25519_zebra
+    import nacl.bindings
+
+    # The hand-written list is libsodium's: it rejects every entry as a small-order point.
+    assert len(SMALL_ORDER_KEYS) == 14
+    assert not any(nacl.bindings.crypto_core_ed25519_is_valid_point(k) for k in SMALL_ORDER_KEYS)
+    # With the identity as key, R = identity and S = 0 verify under plain ZIP 215 for any
+    # message; such a "signature" must not move an account nobody holds a key for.
+    identity = bytes([1]) + bytes(31)
+    forged = identity + bytes(32)
+    assert ed25519_zebra.ed_verify(forged, b"any message", identity)
+    for key in SMALL_ORDER_KEYS:
+        assert not verify(key, b"any message", key + bytes(32))
 
 
 @given(st.lists(st.binary(max_size=20), min_size=1, max_size=40), st.data())
