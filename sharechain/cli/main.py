@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shutil
 from pathlib import Path
@@ -220,6 +219,7 @@ def start(home: Path = typer.Option(..., help="Node home folder."),
     """Run a node from its home until Ctrl-C; restarts resume at the last committed height."""
     from sharechain.node.home import Home
     from sharechain.node.node import Node
+    from sharechain.node.node import run as run_node
 
     h = Home(home)
     cfg = h.load_config()
@@ -229,7 +229,7 @@ def start(home: Path = typer.Option(..., help="Node home folder."),
     node = Node(h, cfg)
     console.print(f"node [bold]{cfg.moniker}[/bold] chain {node.chain.chain_id} "
                   f"height {node.chain.height()}  API http://{cfg.api_host}:{cfg.api_port}")
-    asyncio.run(node.run())
+    run_node(node.run())
 
 
 @app.command("devnet")
@@ -244,6 +244,7 @@ def devnet(home: Path = typer.Option(Path(".devnet"), help="Devnet folder."),
     from sharechain.node.devnet import DEMO_ACCOUNTS, DEMO_CHAIN_ID, demo_genesis, validator_key
     from sharechain.node.home import Home, NodeConfig
     from sharechain.node.node import Node
+    from sharechain.node.node import run as run_node
 
     if reset and home.exists():
         shutil.rmtree(home)
@@ -277,7 +278,7 @@ def devnet(home: Path = typer.Option(Path(".devnet"), help="Devnet folder."),
     console.print(f"Try:       SHARECHAIN_KEYRING={home}/keys SHARECHAIN_PASSPHRASE=devnet "
                   f"sharechain tx bank send alice bob 25")
     console.print("Stop with Ctrl-C; state is kept in " + str(home) + " (use --reset to start over).")
-    asyncio.run(node.run())
+    run_node(node.run())
 
 
 def _mount_optional() -> None:
