@@ -130,7 +130,7 @@ def decode(data: bytes, max_bytes: int = ENCODED_BYTES_MAX, check_plain: bool = 
             raise DecodeError(f"not the canonical encoding: {text}", "non_canonical") from None
         raise DecodeError(f"not valid CBOR: {text}") from None
     if check_plain:
-        _check_plain(obj, 0)
+        require_plain(obj, 0)
     if end != len(data):
         raise DecodeError("not the canonical encoding: bytes after the item", "non_canonical")
     return obj
@@ -141,7 +141,9 @@ def decode_trusted(data: bytes) -> Any:
     return _loads(data)
 
 
-def _check_plain(obj: Any, depth: int) -> None:
+def require_plain(obj: Any, depth: int = 0) -> None:
+    """Raise :class:`DecodeError` unless ``obj`` (found at nesting ``depth``) is plain data:
+    integers in range, text, bytes, booleans, null, lists, and maps with text keys."""
     if depth > NESTING_DEPTH_MAX:
         raise DecodeError("nesting too deep")
     t = type(obj)
@@ -152,12 +154,12 @@ def _check_plain(obj: Any, depth: int) -> None:
         pass
     elif t is list:
         for item in obj:
-            _check_plain(item, depth + 1)
+            require_plain(item, depth + 1)
     elif t is dict:
         for k, v in obj.items():
             if type(k) is not str:
                 raise DecodeError("map keys must be text")
-            _check_plain(v, depth + 1)
+            require_plain(v, depth + 1)
     else:
         raise DecodeError(f"value of type {t.__name__} is not allowed")
 

@@ -228,3 +228,37 @@ def test_fast_body_check_agrees_with_schema(obj, make_valid):
         assert got.value.code == exc.code
     else:
         assert _body_from_obj(obj) == want
+
+
+plain_or_not = st.recursive(
+    st.one_of(st.integers(-(2**64), 2**129), st.text(max_size=3), st.binary(max_size=3),
+              st.booleans(), st.none(), st.floats(allow_nan=False, width=32)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.text(max_size=3), inner, max_size=3)),
+    max_leaves=6)
+
+
+@given(st.fixed_dictionaries(
+    {"chain_id": st.just("c"), "signer": st.just(b"k" * 32),
+     "nonce": st.one_of(st.integers(0, 2**130), st.floats(0, 10, width=32)), "fee": st.just(1),
+     "expiry_height": st.integers(0, 2**129),
+     "msgs": st.lists(st.tuples(st.just("bank/send"), plain_or_not).map(list), min_size=1,
+                      max_size=2)}))
+def test_tx_decoding_rejects_what_is_not_plain_data_as_a_full_walk_does(obj):
+    # decode_tx walks only the message bodies (the schema types the rest): it must accept
+    # and refuse exactly what a walk over the whole body followed by the schema does.
+    import cbor2
+
+    from sharechain.chain.types import _body_from_obj
+
+    body_bytes = cbor2.dumps(obj, canonical=True)
+    raw = encode({"body": body_bytes, "sig": b"s" * 64})
+    try:
+        want = _body_from_obj(decode(body_bytes))
+    except DecodeError:
+        want = None
+    if want is None:
+        with pytest.raises(DecodeError):
+            decode_tx(raw)
+    else:
+        assert decode_tx(raw).body == want

@@ -29,7 +29,7 @@ from sharechain.crypto import (
     sha256,
     verify,
 )
-from sharechain.encoding import decode, encode, from_obj, to_obj
+from sharechain.encoding import INT_MAX, decode, encode, from_obj, require_plain, to_obj
 from sharechain.errors import DecodeError, ShareChainError
 
 TX_BYTES_MAX = 64 * 1024
@@ -149,8 +149,13 @@ def decode_tx(raw: bytes) -> Tx:
         if len(stx.sig) != SIGNATURE_BYTES:
             raise DecodeError("tx.sig: expected 64 bytes")
         raise DecodeError("tx: not the canonical encoding", "non_canonical")
-    # Message bodies are typed later by the app's registry, but they must be plain data.
-    body = _body_from_obj(decode(body_bytes, TX_BYTES_MAX))
+    body = _body_from_obj(decode(body_bytes, TX_BYTES_MAX, check_plain=False))
+    # The schema has typed every field but the message bodies, which the app's registry
+    # types later: they must be plain data (no floats, no tags, integers in range) now.
+    if body.nonce > INT_MAX or body.fee > INT_MAX or body.expiry_height > INT_MAX:
+        raise DecodeError("integer out of range")
+    for _, msg_body in body.msgs:
+        require_plain(msg_body, 3)  # body -> msgs -> (type, body) -> body
     return Tx(raw=raw, hash=sha256(raw), body=body, body_bytes=body_bytes, sig=sig,
               sender=address_of(body.signer))
 
