@@ -138,8 +138,12 @@ def _node(left: bytes, right: bytes) -> bytes:
 EMPTY_MERKLE_ROOT = sha256(b"")
 
 
+_sha256 = hashlib.sha256
+
+
 def _parent_level(level: list[bytes]) -> list[bytes]:
-    nxt = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+    # _node written inline: a block's roots hash thousands of leaves and pairs.
+    nxt = [_sha256(b"\x01" + a + b).digest() for a, b in zip(level[::2], level[1::2])]
     if len(level) % 2:
         nxt.append(level[-1])  # an odd node is promoted, as in RFC 6962's split rule
     return nxt
@@ -149,7 +153,7 @@ def merkle_root(items: list[bytes]) -> bytes:
     """Root over ``items`` (leaf data, not pre-hashed); the empty list has sha256(b"")."""
     if not items:
         return EMPTY_MERKLE_ROOT
-    level = [_leaf(x) for x in items]
+    level = [_sha256(b"\x00" + x).digest() for x in items]  # _leaf, inline
     while len(level) > 1:
         level = _parent_level(level)
     return level[0]

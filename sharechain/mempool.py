@@ -29,6 +29,7 @@ from fractions import Fraction
 from sharechain.app.framework import App
 from sharechain.app.state import Readable
 from sharechain.chain.types import Tx, decode_tx
+from sharechain.crypto import sha256
 from sharechain.errors import DecodeError, ShareChainError
 from sharechain.sigverify import SignatureVerifier, Triple
 
@@ -51,13 +52,17 @@ class ChainFacts:
                  nonce_of: Callable[[Readable, bytes], int],
                  balance_of: Callable[[Readable, bytes], int],
                  fee_per_cost_unit: Callable[[Readable], int],
-                 committed_among: Callable[[list[bytes]], set[bytes]]) -> None:
+                 committed_among: Callable[[list[bytes]], set[bytes]],
+                 verified_tx: Callable[[bytes], Tx | None] = lambda tx_hash: None) -> None:
         self.next_height = next_height
         self.state = state
         self.nonce_of = nonce_of
         self.balance_of = balance_of
         self.fee_per_cost_unit = fee_per_cost_unit
         self.committed_among = committed_among  # which of these tx hashes are committed
+        # A tx the node already decoded and verified outside the pool (in a proposal that
+        # outran its gossip), reused instead of being parsed and verified again.
+        self.verified_tx = verified_tx
 
 
 class Mempool:
@@ -103,34 +108,40 @@ class Mempool:
             self.stats["rejected"] += 1
             raise
 
-    async def prepare_async(self, raws: list[bytes]) -> list[Tx | ShareChainError]:
+    async def prepare_async(self, raws: list[bytes], hashes: list[bytes] | None = None
+                            ) -> list[Tx | ShareChainError]:
         """Parse a batch and verify its signatures: parsing runs here, and the event loop
         runs on while worker processes verify. :meth:`admit_many` comes next."""
-        parsed = self.parse_many(raws)
+        parsed = self.parse_many(raws, hashes)
         await self.verify_many_async([t for t in parsed if isinstance(t, Tx) and not t.verified])
         return parsed
 
-    def parse_many(self, raws: list[bytes]) -> list[Tx | ShareChainError]:
-        """Decode and schema-check txs; one store read answers which are already committed."""
-        parsed: list[Tx | ShareChainError] = []
-        for raw in raws:
-            try:
-                parsed.append(self._decode(raw))
-            except ShareChainError as exc:
-                parsed.append(exc)
-        committed = self.facts.committed_among([t.hash for t in parsed if isinstance(t, Tx)])
+    def parse_many(self, raws: list[bytes], hashes: list[bytes] | None = None
+                   ) -> list[Tx | ShareChainError]:
+        """Decode and schema-check txs (``hashes``, when given, are their hashes). One
+        store read answers which are already committed, and those and the pooled ones are
+        refused before any decoding; a tx the node has verified already (in a proposal
+        that outran its gossip, see ``ChainFacts.verified_tx``) is reused, not parsed."""
+        if hashes is None:
+            hashes = [sha256(raw) for raw in raws]
+        committed = self.facts.committed_among(hashes)
         pool = self._txs
+        known = self.facts.verified_tx
         stateless_check = self.app.stateless_check
-        for i, t in enumerate(parsed):
-            if isinstance(t, ShareChainError):
+        parsed: list[Tx | ShareChainError] = []
+        for raw, th in zip(raws, hashes):
+            if th in pool or th in committed:
+                parsed.append(_duplicate())
                 continue
-            if t.hash in pool or t.hash in committed:
-                parsed[i] = _duplicate()
-                continue
-            try:
-                stateless_check(t)
-            except ShareChainError as exc:
-                parsed[i] = exc
+            tx = known(th)
+            if tx is None or tx.raw != raw:
+                try:
+                    tx = self._decode(raw, th)
+                    stateless_check(tx)
+                except ShareChainError as exc:
+                    parsed.append(exc)
+                    continue
+            parsed.append(tx)
         return parsed
 
     def admit_many(self, parsed: list[Tx | ShareChainError]) -> list[Tx | ShareChainError]:
@@ -182,9 +193,9 @@ class Mempool:
             n = len(txs)
             self.app.verified.record(items[n:], verdicts[n:])
 
-    def _decode(self, raw: bytes) -> Tx:
+    def _decode(self, raw: bytes, tx_hash: bytes) -> Tx:
         try:
-            return decode_tx(raw)
+            return decode_tx(raw, tx_hash)
         except DecodeError as exc:
             raise ShareChainError(exc.code if exc.code != "malformed" else "malformed_tx",
                                   exc.message) from None

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sharechain.app.state import CommittedView, Overlay
 from sharechain.chain.types import TxBody, sign_tx
 from sharechain.consensus.solo import SoloEngine
-from sharechain.crypto import PrivateKey
+from sharechain.crypto import PrivateKey, merkle_root, sha256
 from sharechain.errors import ShareChainError
 from sharechain.mempool import MempoolLimits
 from sharechain.modules.bank import FEE_COLLECTOR
@@ -287,6 +287,47 @@ def test_validate_block_refuses_proposals_repeating_txs(tmp_path) -> None:
         assert c.validate_block(block(fresh, fresh)) == "block repeats a tx"
     finally:
         net.close()
+
+
+def test_txs_seen_in_a_proposal_are_not_parsed_or_verified_again_at_gossip(monkeypatch):
+    # A proposal can outrun the gossip of its txs: validation decodes and verifies them
+    # (off the loop, in prevalidate). When the same txs then arrive by gossip they are
+    # reused, and txs already pooled or committed are refused before any decoding.
+    import asyncio
+    import dataclasses
+
+    import sharechain.mempool as mempool_mod
+    from sharechain.chain.types import Block
+
+    ch, eng = make_chain()
+    checked = []
+    real_verify = ch.mempool.verifier.verify_async
+
+    async def counting_verify(items):
+        checked.extend(items)
+        return await real_verify(items)
+
+    monkeypatch.setattr(ch.mempool.verifier, "verify_async", counting_verify)
+    decoded = []
+    real_decode = mempool_mod.decode_tx
+    monkeypatch.setattr(mempool_mod, "decode_tx", lambda raw, h=None: decoded.append(raw)
+                        or real_decode(raw, h))
+    raws = [tx(alice, n, [send(bob, 1)]) for n in range(3)]
+    proposal = ch.propose_block(1, 2_000, validator_key(0, CID).address)
+    proposal = Block(dataclasses.replace(proposal.header, tx_root=merkle_root(raws)), tuple(raws))
+    assert asyncio.run(ch.prevalidate(proposal)) is None
+    assert ch.validate_block(proposal) is None
+    assert len(checked) == 3
+    checked.clear()
+    parsed = asyncio.run(ch.mempool.prepare_async(raws))
+    assert [r.hash for r in ch.mempool.admit_many(parsed)] == [sha256(r) for r in raws]
+    assert not checked and not decoded  # reused: no second parse, no second signature check
+    # Pooled now: a repeat is refused without decoding; so is one committed later.
+    assert [e.code for e in ch.mempool.parse_many(raws[:1])] == ["duplicate_tx"]
+    eng.produce(2_000)
+    assert ch.height() == 1 and len(ch.mempool) == 0
+    assert [e.code for e in ch.mempool.parse_many(raws)] == ["duplicate_tx"] * 3
+    assert not decoded
 
 
 def _recheck_model(queues, nonces, balances, next_height):

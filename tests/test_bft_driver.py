@@ -209,3 +209,43 @@ def test_start_refuses_a_corrupt_wal_or_one_ahead_of_the_chain(tmp_path):
             await BftDriver(chains[0], k, LocalBus().endpoint(), FileWal(path), FAST).start()
 
     asyncio.run(main())
+
+
+def test_validation_awaits_prevalidate_then_checks_and_reports_either_verdict():
+    # A proposal's unseen txs have their signatures checked by ``prevalidate`` (worker
+    # processes, awaited: the loop runs on meanwhile); ``validate_block`` follows only if
+    # that found nothing wrong, and an exception in either is an invalid block.
+    from sharechain.consensus.bft.events import BlockValidated, ValidateBlock
+
+    class Connector(FakeChain):
+        def __init__(self, *a, pre: str | None = None, boom: bool = False) -> None:
+            super().__init__(*a)
+            self.calls: list[str] = []
+            self.pre, self.boom = pre, boom
+
+        async def prevalidate(self, block):
+            self.calls.append("prevalidate")
+            await asyncio.sleep(0)  # the driver must await it, not call it and move on
+            if self.boom:
+                raise RuntimeError("worker pool gone")
+            return self.pre
+
+        def validate_block(self, block):
+            self.calls.append("validate_block")
+            return super().validate_block(block)
+
+    async def verdict(**kw) -> tuple[BlockValidated, list[str]]:
+        signers, vset, _ = cluster(1)
+        c = Connector(CHAIN_ID, vset, 1_700_000_000_000, **kw)
+        block = c.propose_block(1, 1_700_000_001_000, signers[0].address)
+        d = BftDriver(c, signers[0], LocalBus().endpoint(), MemoryWal(), FAST)
+        out = await d._perform(ValidateBlock(1, block, block.hash()))
+        assert isinstance(out, BlockValidated) and out.block_hash == block.hash()
+        return out, c.calls
+
+    ok, calls = asyncio.run(verdict())
+    assert ok.error is None and calls == ["prevalidate", "validate_block"]
+    bad, calls = asyncio.run(verdict(pre="block holds a tx with a bad signature"))
+    assert bad.error == "block holds a tx with a bad signature" and calls == ["prevalidate"]
+    boom, _ = asyncio.run(verdict(boom=True))
+    assert "worker pool gone" in boom.error

@@ -136,8 +136,9 @@ def _body_from_obj(obj: Any) -> TxBody:
         raise DecodeError(f"tx.body: {exc}") from None
 
 
-def decode_tx(raw: bytes) -> Tx:
-    """Parse and schema-check a signed tx; does not verify the signature."""
+def decode_tx(raw: bytes, tx_hash: bytes | None = None) -> Tx:
+    """Parse and schema-check a signed tx (``tx_hash``: its hash, if the caller has it);
+    does not verify the signature."""
     if len(raw) > TX_BYTES_MAX:
         raise ShareChainError("tx_too_large", f"tx of {len(raw)} bytes exceeds {TX_BYTES_MAX}")
     split = _split_signed_tx(raw)
@@ -156,8 +157,8 @@ def decode_tx(raw: bytes) -> Tx:
         raise DecodeError("integer out of range")
     for _, msg_body in body.msgs:
         require_plain(msg_body, 3)  # body -> msgs -> (type, body) -> body
-    return Tx(raw=raw, hash=sha256(raw), body=body, body_bytes=body_bytes, sig=sig,
-              sender=address_of(body.signer))
+    return Tx(raw=raw, hash=sha256(raw) if tx_hash is None else tx_hash, body=body,
+              body_bytes=body_bytes, sig=sig, sender=address_of(body.signer))
 
 
 def verify_tx_signature(tx: Tx) -> bool:

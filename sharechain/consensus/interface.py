@@ -30,6 +30,11 @@ class ChainConnector(Protocol):
     def propose_block(self, height: int, time_ms: int, proposer: bytes) -> Block:
         """Build a block for ``height`` from the mempool, on top of the committed chain."""
 
+    async def prevalidate(self, block: Block) -> str | None:
+        """The slow part of validation done without holding the event loop (signatures
+        of txs the node has not seen); a reason if that already shows ``block`` invalid,
+        else None. :meth:`validate_block` follows and makes every check."""
+
     def validate_block(self, block: Block) -> str | None:
         """None if ``block`` is a valid next block, else a one-sentence reason."""
 

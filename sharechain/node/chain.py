@@ -89,6 +89,7 @@ class Chain:
             balance_of=self.keepers.bank.balance,
             fee_per_cost_unit=auth.fee_per_cost_unit,
             committed_among=self.store.committed_among,
+            verified_tx=self._verified.get,
         ), mempool_limits)
         self.listeners: list[Callable[[CommittedBlock], None]] = []
 

@@ -239,7 +239,8 @@ class NodeNetwork:
         while True:
             peer_id, fresh = await self._tx_in.get()
             try:
-                parsed = await mempool.prepare_async([raw for _, raw in fresh])
+                parsed = await mempool.prepare_async([raw for _, raw in fresh],
+                                                     [h for h, _ in fresh])
             except Exception:  # never let one batch stop gossip admission
                 log.exception("gossiped tx batch failed")
                 continue

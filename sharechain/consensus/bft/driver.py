@@ -17,9 +17,11 @@ messages a transport may pass on to other peers), ``reject`` for the invalid one
   is fsynced. A failing write stops the driver (``stop()`` re-raises it): a validator that
   cannot remember what it signed must not sign on.
 * ``Broadcast`` → ``transport.broadcast(bytes)``; ``ScheduleTimeout`` → ``loop.call_later``.
-* ``RequestProposal`` / ``ValidateBlock`` / ``CommitBlock`` → the connector; the answer is
-  fed back as an event (``CommitBlock`` is answered with ``StartHeight`` from the
-  connector's new height, validator set and block time) after the current list is done.
+* ``RequestProposal`` / ``ValidateBlock`` / ``CommitBlock`` → the connector (``ValidateBlock``
+  first awaits ``prevalidate``, which checks unseen txs' signatures in worker processes
+  while the loop runs on, then ``validate_block``); the answer is fed back as an event
+  (``CommitBlock`` is answered with ``StartHeight`` from the connector's new height,
+  validator set and block time) after the current list is done.
 """
 
 from __future__ import annotations
@@ -230,8 +232,13 @@ class BftDriver:
                 return None
             return ProposalBlockReady(a.height, a.round, block)
         elif isinstance(a, ValidateBlock):
+            c = self.connector
             try:
-                err = self.connector.validate_block(a.block)
+                # Signatures of txs this node has not seen yet are checked off the loop
+                # (the proposal may outrun their gossip); the full check reuses the verdicts.
+                err = await c.prevalidate(a.block)
+                if err is None:
+                    err = c.validate_block(a.block)
             except Exception as exc:  # noqa: BLE001 - a block the app cannot check is invalid
                 err = f"validation raised {type(exc).__name__}: {exc}"
             return BlockValidated(a.height, a.block_hash, err)
