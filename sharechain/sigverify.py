@@ -68,6 +68,19 @@ class SignatureVerifier:
                 self._pool = ProcessPoolExecutor(self.processes, mp_context=ctx)
             return self._pool
 
+    def start(self) -> None:
+        """Start the worker processes now and wait until each has answered. Otherwise they
+        start on the first batch big enough for them, which then waits a second or more
+        for processes to spawn and import (a node calls this before it serves)."""
+        pool = self._executor()
+        if pool is None:
+            return
+        try:
+            for f in [pool.submit(verify_chunk, []) for _ in range(self.processes)]:
+                f.result()
+        except (BrokenProcessPool, RuntimeError):
+            self._drop_pool(pool)  # the next batch starts a fresh pool
+
     def _drop_pool(self, pool: ProcessPoolExecutor) -> None:
         with self._lock:
             if self._pool is pool:

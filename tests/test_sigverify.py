@@ -80,3 +80,14 @@ def test_processes_zero_verifies_inline_and_close_is_final() -> None:
     w.close()
     assert w.verify(_triples(n, set())) == _expected(n, set())
     assert w._pool is None
+
+
+def test_start_brings_every_worker_up_before_the_first_batch(verifier) -> None:
+    verifier.start()
+    pool = verifier._pool
+    assert pool is not None and len(pool._processes) == verifier.processes
+    assert all(p.is_alive() for p in pool._processes.values())
+    n, bad = 4 * INLINE_MAX, {2}
+    assert verifier.verify(_triples(n, bad)) == _expected(n, bad)
+    assert verifier._pool is pool  # the batch used the started pool
+    SignatureVerifier(processes=0).start()  # inline verifiers have nothing to start

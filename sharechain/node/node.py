@@ -175,6 +175,8 @@ class Node:
         from sharechain.api.server import create_app
 
         self.loop = asyncio.get_running_loop()
+        # Signature workers up before the first tx arrives (not spawned under load).
+        await asyncio.to_thread(self.chain.mempool.verifier.start)
         self.p2p = self._make_network()
         if self.p2p is not None:
             await self.p2p.start()
