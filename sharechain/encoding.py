@@ -121,7 +121,15 @@ def decode(data: bytes, max_bytes: int = ENCODED_BYTES_MAX, check_plain: bool = 
         raise DecodeError("expected bytes")
     if len(data) > max_bytes:
         raise DecodeError(f"encoded size {len(data)} exceeds {max_bytes} bytes", "oversize")
-    data = bytes(data)
+    obj = parse_canonical(bytes(data))
+    if check_plain:
+        require_plain(obj, 0)
+    return obj
+
+
+def parse_canonical(data: bytes) -> Any:
+    """The one canonical CBOR item that is all of ``data`` (bytes the caller has already
+    held to a size limit), or :class:`DecodeError`; no plain-data walk (see :func:`decode`)."""
     try:
         obj, end = _parse(data)
     except Exception as exc:  # malformed input raises several exception types
@@ -129,8 +137,6 @@ def decode(data: bytes, max_bytes: int = ENCODED_BYTES_MAX, check_plain: bool = 
         if "canonical" in text or "non-minimal" in text:
             raise DecodeError(f"not the canonical encoding: {text}", "non_canonical") from None
         raise DecodeError(f"not valid CBOR: {text}") from None
-    if check_plain:
-        require_plain(obj, 0)
     if end != len(data):
         raise DecodeError("not the canonical encoding: bytes after the item", "non_canonical")
     return obj

@@ -29,7 +29,15 @@ from sharechain.crypto import (
     sha256,
     verify,
 )
-from sharechain.encoding import INT_MAX, decode, encode, from_obj, require_plain, to_obj
+from sharechain.encoding import (
+    INT_MAX,
+    decode,
+    encode,
+    from_obj,
+    parse_canonical,
+    require_plain,
+    to_obj,
+)
 from sharechain.errors import DecodeError, ShareChainError
 
 TX_BYTES_MAX = 64 * 1024
@@ -150,7 +158,7 @@ def decode_tx(raw: bytes, tx_hash: bytes | None = None) -> Tx:
         if len(stx.sig) != SIGNATURE_BYTES:
             raise DecodeError("tx.sig: expected 64 bytes")
         raise DecodeError("tx: not the canonical encoding", "non_canonical")
-    body = _body_from_obj(decode(body_bytes, TX_BYTES_MAX, check_plain=False))
+    body = _body_from_obj(parse_canonical(body_bytes))  # within TX_BYTES_MAX, as raw is
     # The schema has typed every field but the message bodies, which the app's registry
     # types later: they must be plain data (no floats, no tags, integers in range) now.
     if body.nonce > INT_MAX or body.fee > INT_MAX or body.expiry_height > INT_MAX:

@@ -178,9 +178,11 @@ class NodeNetwork:
 
     def _on_txs(self, peer_id: str, payload: bytes) -> None:
         try:
-            m = decode(payload, SYNC_MSG_BYTES_MAX)
+            # Typed right here (a kind and a list of byte strings), so no plain-data walk.
+            m = decode(payload, SYNC_MSG_BYTES_MAX, check_plain=False)
             kind, items = m["t"], m["items"]
-            if type(items) is not list or not all(type(x) is bytes for x in items):
+            if type(m) is not dict or type(kind) is not str or type(items) is not list \
+                    or not all(type(x) is bytes for x in items):
                 raise DecodeError("items must be byte strings")
         except (DecodeError, KeyError, TypeError):
             self._bad(peer_id, "malformed tx gossip", BAD_MESSAGE_POINTS)
