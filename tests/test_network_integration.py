@@ -33,6 +33,15 @@ def _load(url: str, key: PrivateKey, stop: threading.Event, sent: list[str]) -> 
             time.sleep(0.02)
 
 
+def _tx_status(c: Client, tx_hash: str) -> str:
+    """The tx's status on that node ("committed", "pending"), or "unknown" there yet."""
+    try:
+        return str(c.tx(tx_hash).get("status"))
+    except ShareChainError as exc:
+        assert exc.code == "tx_not_found", exc
+        return "unknown"
+
+
 def test_kill9_one_validator_under_load_then_it_catches_up(tmp_path):
     net = Testnet(tmp_path, validators=4, interval_ms=300)
     try:
@@ -59,7 +68,7 @@ def test_kill9_one_validator_under_load_then_it_catches_up(tmp_path):
         final = min(net.height(i) for i in range(4))
         net.assert_same_chain([0, 1, 2, 3], final)
         with Client(net.procs[2].url) as c:  # txs submitted to node0/1 reached everyone
-            committed = [h for h in sent[:20] if c.tx(h).get("status") == "committed"]
+            committed = [h for h in sent[:20] if _tx_status(c, h) == "committed"]
             assert committed
     finally:
         net.stop()
@@ -114,15 +123,8 @@ def test_txs_cross_a_cut_link_by_announcement(tmp_path):
             sent = [c.send(alice, SINK, 1, wait=False)["hash"] for _ in range(20)]
         deadline = time.monotonic() + 60
         with Client(net.procs[2].url) as c2:
-            def committed_on_node2(h: str) -> bool:
-                try:
-                    return c2.tx(h).get("status") == "committed"
-                except ShareChainError as exc:  # node2 has not heard of it yet
-                    assert exc.code == "tx_not_found", exc
-                    return False
-
-            while time.monotonic() < deadline:
-                if all(committed_on_node2(h) for h in sent):
+            while time.monotonic() < deadline:  # (node2 may not have heard of one yet)
+                if all(_tx_status(c2, h) == "committed" for h in sent):
                     break
                 time.sleep(0.3)
             else:
