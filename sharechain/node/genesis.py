@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sharechain.chain.types import Validator, ValidatorSet
+from sharechain.chain.types import BLOCK_TXS_MAX, Validator, ValidatorSet
 from sharechain.crypto import sha256
-from sharechain.encoding import encode
-from sharechain.errors import ShareChainError
+from sharechain.encoding import encode, from_obj
+from sharechain.errors import DecodeError, ShareChainError
 
 BLOCK_INTERVAL_MS_DEFAULT = 1000
 BLOCK_TXS_MAX_DEFAULT = 10_000
@@ -59,7 +59,17 @@ def parse_genesis(doc: dict[str, Any]) -> Genesis:
         raise bad(f"missing or malformed field: {exc}") from None
     if not isinstance(chain_id, str) or not chain_id or type(t) is not int:
         raise bad("chain_id must be text and genesis_time_ms an integer")
-    cons = ConsensusParams(**doc.get("consensus", {}))
+    try:
+        cons = from_obj(ConsensusParams, doc.get("consensus", {}), "consensus")
+    except DecodeError as exc:  # an unknown field, a value that is not an integer
+        raise bad(exc.message) from None
+    if cons.block_interval_ms <= 0:
+        raise bad("consensus.block_interval_ms must be positive")
+    if not 0 < cons.block_txs_max <= BLOCK_TXS_MAX:
+        raise bad(f"consensus.block_txs_max must be 1..{BLOCK_TXS_MAX}")
+    if not 0 < cons.block_bytes_max <= BLOCK_BYTES_MAX_DEFAULT:
+        # A larger block would not fit in one BFT proposal or P2P frame.
+        raise bad(f"consensus.block_bytes_max must be 1..{BLOCK_BYTES_MAX_DEFAULT}")
     try:
         vset = ValidatorSet.of(vals)
     except ValueError as exc:
