@@ -231,3 +231,55 @@ def test_old_evidence_is_forgotten_by_height_and_reporting_goes_on():
     assert h.engine.evidence == [] and h.engine._evidence_keys == set()
     assert len(double_vote(far)) == 1
     assert [e.vote_a.height for e in h.engine.evidence] == [far]
+
+
+# ---------------------------------------------------------------- the P2P relay
+
+
+class _FakePeers:
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, tuple[str, ...]]] = []
+        self.reports: list[str] = []
+
+    def broadcast(self, channel: int, msg: bytes, exclude: tuple[str, ...] = ()) -> None:
+        self.sent.append((msg, tuple(exclude)))
+
+    def report(self, peer_id: str, reason: str, points: int) -> None:
+        self.reports.append(peer_id)
+
+
+def test_the_p2p_relay_redelivers_repeats_until_the_driver_settles_them():
+    # The transport contract: every message goes to the driver, which de-duplicates (a
+    # re-sent message it could not use the first time, e.g. one from a height it had not
+    # reached, is news). The relay stops repeats once the driver has admitted or rejected
+    # the message, and hands over at most REPEATS_DELIVERED_MAX copies of one message.
+    from sharechain.node.network import REPEATS_DELIVERED_MAX, ConsensusRelay
+
+    from sharechain.node.network import REDELIVER_AFTER_S
+
+    now = [100.0]
+    peers = _FakePeers()
+    relay = ConsensusRelay(peers, clock=lambda: now[0])  # type: ignore[arg-type]
+    got: list[bytes] = []
+    relay.set_receiver(got.append)
+    a, b, own = b"message a", b"message b", b"our own"
+    relay.on_message("p1", a)
+    relay.on_message("p2", a)          # the flood's copy, right behind the first: dropped
+    assert got == [a]
+    now[0] += REDELIVER_AFTER_S
+    relay.on_message("p2", a)          # a re-send, and not settled yet: delivered again
+    assert got == [a, a]
+    relay.relay(a)                     # the driver admitted it: relayed around its first sender
+    assert peers.sent == [(a, ("p1",))]
+    now[0] += REDELIVER_AFTER_S
+    relay.on_message("p3", a)
+    assert got == [a, a]               # settled: repeats stop here
+    for _ in range(3 * REPEATS_DELIVERED_MAX):
+        now[0] += REDELIVER_AFTER_S
+        relay.on_message("p2", b)      # never settled (say, too far ahead): bounded
+    assert got.count(b) == REPEATS_DELIVERED_MAX
+    relay.reject(b, "bad_signature")
+    assert peers.reports == ["p2"]     # blamed on its first sender
+    relay.broadcast(own)
+    relay.on_message("p1", own)        # our own message echoed back: not delivered
+    assert own not in got

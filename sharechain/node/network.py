@@ -72,6 +72,9 @@ INVALID_TX_CODES = frozenset({"invalid_signature", "malformed_tx", "non_canonica
                               "wrong_chain_id", "tx_too_large", "invalid_msg", "unknown_msg_type"})
 # Rejections that may not hold later (the tx can become admissible).
 TX_IN_BATCHES_MAX = 256  # gossiped tx batches waiting for admission
+REPEATS_DELIVERED_MAX = 8  # copies of one consensus message handed to the driver, at most
+REDELIVER_AFTER_S = 0.5  # a repeat this soon after a delivery is the flood's copy, not a re-send
+SETTLED = -1  # a consensus message the driver admitted or rejected: repeats stop at the relay
 TRANSIENT_TX_CODES = frozenset({"nonce_in_future", "mempool_full", "insufficient_funds"})
 
 
@@ -82,30 +85,60 @@ class ConsensusRelay:
     admitted (decoded, signature checked, new) is it relayed to the other peers, and a
     message it rejects (undecodable, bad signature) costs the peer that sent it. So junk
     travels one hop at most, and its sender is banned after a few.
+
+    A repeat of a message is delivered again until the driver has settled it (admitted or
+    rejected), as the transport contract asks: a message that arrived before the driver
+    ran, or too far ahead to be used, is news when a validator re-sends it (the engines
+    rebroadcast for exactly that, every few seconds). The copies that flooding brings in
+    within ``REDELIVER_AFTER_S`` of a delivery are the same news and stop here, as do
+    repeats of a settled message; one message is delivered at most
+    ``REPEATS_DELIVERED_MAX`` times, so a peer cannot flood the driver's inbox with copies.
     """
 
-    def __init__(self, peers: PeerManager) -> None:
+    def __init__(self, peers: PeerManager,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.peers = peers
-        self._origin: BoundedMap[bytes, str] = BoundedMap(SEEN_LEN_MAX)  # msg hash -> peer
+        self._clock = clock
+        # msg hash -> [first sender ("" for our own), deliveries or SETTLED, last delivery]
+        self._seen: BoundedMap[bytes, list[Any]] = BoundedMap(SEEN_LEN_MAX)
         self._receiver: Callable[[bytes], None] | None = None
 
     def broadcast(self, msg_bytes: bytes) -> None:
-        self._origin.put(sha256(msg_bytes), "")
+        self._seen.put(sha256(msg_bytes), ["", SETTLED, 0.0])
         self.peers.broadcast(CHANNEL_CONSENSUS, msg_bytes)
 
     def set_receiver(self, callback: Callable[[bytes], None]) -> None:
         self._receiver = callback
 
     def on_message(self, peer_id: str, payload: bytes) -> None:
-        if self._origin.add_new(sha256(payload), peer_id) and self._receiver is not None:
+        key = sha256(payload)
+        entry = self._seen.get(key)
+        now = self._clock()
+        if entry is None:
+            self._seen.put(key, [peer_id, 1, now])
+        elif (entry[1] == SETTLED or entry[1] >= REPEATS_DELIVERED_MAX
+              or now - entry[2] < REDELIVER_AFTER_S):
+            return
+        else:
+            entry[1] += 1
+            entry[2] = now
+        if self._receiver is not None:
             self._receiver(payload)
 
+    def _settle(self, msg_bytes: bytes) -> str:
+        """Mark a message judged; returns the peer it first came from ("" if unknown)."""
+        entry = self._seen.get(sha256(msg_bytes))
+        if entry is None:
+            return ""
+        entry[1] = SETTLED
+        return str(entry[0])
+
     def relay(self, msg_bytes: bytes) -> None:
-        origin = self._origin.get(sha256(msg_bytes))
+        origin = self._settle(msg_bytes)
         self.peers.broadcast(CHANNEL_CONSENSUS, msg_bytes, exclude=(origin,) if origin else ())
 
     def reject(self, msg_bytes: bytes, reason: str) -> None:
-        origin = self._origin.get(sha256(msg_bytes))
+        origin = self._settle(msg_bytes)
         if origin:
             self.peers.report(origin, f"invalid consensus message: {reason}",
                               BAD_MESSAGE_POINTS)
