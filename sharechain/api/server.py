@@ -157,7 +157,7 @@ def create_app(node: "Node") -> FastAPI:
               description="Submit many signed txs: body is a CBOR array of encoded txs "
                           "(application/cbor). Each gets its own result; signatures are "
                           "verified in parallel.")
-    async def submit_batch(request: Request) -> dict[str, Any]:
+    async def submit_batch(request: Request) -> Response:
         body = await _body(request, BATCH_BYTES_MAX)
         try:
             raws = cborx.loads(body)
@@ -178,7 +178,9 @@ def create_app(node: "Node") -> FastAPI:
             else:
                 out.append({"hash": item.hash.hex(), "code": ""})
                 accepted += 1
-        return {"accepted": accepted, "results": out}
+        # Serialised straight away: FastAPI's generic encoder walks every result in Python
+        # (~3 ms for a batch of 500, on the loop that also runs consensus).
+        return JSONResponse({"accepted": accepted, "results": out})
 
     @api.get("/v1/txs/{tx_hash}", tags=["txs"])
     def get_tx(tx_hash: str) -> dict[str, Any]:
