@@ -82,6 +82,7 @@ class Chain:
                                   "the data directory was created from a different genesis")
         self._valset = self._load_valset()
         self._verified: BoundedMap[bytes, Tx] = BoundedMap(VERIFIED_CACHE_LEN_MAX)
+        self._hashes_of: tuple[tuple[bytes, ...], list[bytes]] = ((), [])  # see _tx_hashes
         self.mempool = Mempool(self.app, ChainFacts(
             next_height=lambda: self.height() + 1,
             state=self._state_view,
@@ -176,19 +177,12 @@ class Chain:
         block.check_shape()
         seen: set[bytes] = set()
         unverified: list[Tx] = []
-        for raw in block.txs:
-            th = sha256(raw)
+        for raw, th in zip(block.txs, self._tx_hashes(block)):
             if th in seen:
                 raise ShareChainError("invalid_block", "block repeats a tx")
             seen.add(th)
-            tx = self.mempool.get(th) or self._verified.get(th)
-            if tx is None:
-                try:
-                    tx = decode_tx(raw)
-                except DecodeError as exc:
-                    raise ShareChainError("invalid_block", f"malformed tx: {exc.message}") from None
-                self.app.stateless_check(tx)
-                unverified.append(tx)
+            if self._known(th) is None:
+                unverified.append(self._decode_checked(raw, th))
         if self.store.committed_among(list(seen)):
             raise ShareChainError("invalid_block", "block repeats a committed tx")
         self.mempool.verify_many(unverified)
@@ -206,19 +200,14 @@ class Chain:
         bad signature) or None; :meth:`validate_block` still makes every check."""
         fresh: list[Tx] = []
         seen: set[bytes] = set()
-        for raw in block.txs:
-            th = sha256(raw)
-            if th in seen or self.mempool.get(th) is not None or th in self._verified:
+        for raw, th in zip(block.txs, self._tx_hashes(block)):
+            if th in seen or self._known(th) is not None:
                 continue  # a repeat is validate_block's to reject
             seen.add(th)
             try:
-                tx = decode_tx(raw)
-                self.app.stateless_check(tx)
-            except DecodeError as exc:
-                return f"malformed tx: {exc.message}"
+                fresh.append(self._decode_checked(raw, th))
             except ShareChainError as exc:
                 return exc.message
-            fresh.append(tx)
         if not fresh:
             return None
         await self.mempool.verify_many_async(fresh)
@@ -233,13 +222,36 @@ class Chain:
     def _remember_verified(self, tx: Tx) -> None:
         self._verified.put(tx.hash, tx)
 
+    def _tx_hashes(self, block: Block) -> list[bytes]:
+        """The hashes of ``block``'s txs, computed once per block: prevalidate, validate
+        and execute walk the same block one after the other."""
+        cached_txs, hashes = self._hashes_of
+        if cached_txs is not block.txs:
+            hashes = [sha256(raw) for raw in block.txs]
+            self._hashes_of = (block.txs, hashes)
+        return hashes
+
+    def _known(self, tx_hash: bytes) -> Tx | None:
+        """The verified Tx this node already holds for ``tx_hash``: pooled, or checked in
+        an earlier validation."""
+        return self.mempool.get(tx_hash) or self._verified.get(tx_hash)
+
+    def _decode_checked(self, raw: bytes, tx_hash: bytes) -> Tx:
+        """A block's tx this node has not seen, decoded and stateless-checked (signature
+        not yet verified); ShareChainError says what is wrong with it."""
+        try:
+            tx = decode_tx(raw, tx_hash)
+        except DecodeError as exc:
+            raise ShareChainError("invalid_block", f"malformed tx: {exc.message}") from None
+        self.app.stateless_check(tx)
+        return tx
+
     # ---------------------------------------------------------------- execution
-    def _tx_for(self, raw: bytes) -> Tx | None:
-        th = sha256(raw)
-        tx = self.mempool.get(th) or self._verified.pop(th, None)
+    def _tx_for(self, raw: bytes, tx_hash: bytes) -> Tx | None:
+        tx = self.mempool.get(tx_hash) or self._verified.pop(tx_hash, None)
         if tx is None:
             try:
-                tx = decode_tx(raw)
+                tx = decode_tx(raw, tx_hash)
             except DecodeError:
                 return None
             if not verify_tx_signature(tx):
@@ -259,14 +271,13 @@ class Chain:
             accounts: list[list[bytes]] = []
             deliver = self.app.deliver_tx
             ante = self.ante
-            for raw in block.txs:
-                tx = self._tx_for(raw)
+            for raw, th in zip(block.txs, self._tx_hashes(block)):
+                hashes.append(th)
+                tx = self._tx_for(raw, th)
                 if tx is None:
-                    hashes.append(sha256(raw))
                     results.append(TxResult("invalid_tx", "tx is malformed or badly signed", 0))
                     accounts.append([])
                     continue
-                hashes.append(tx.hash)
                 results.append(deliver(ctx, tx, ante))
                 accounts.append(_accounts_of(tx))
             self.app.end_block(ctx)
