@@ -70,12 +70,23 @@ BAD_MESSAGE_POINTS = 20
 # Rejections that prove the sending peer relayed something no honest node would.
 INVALID_TX_CODES = frozenset({"invalid_signature", "malformed_tx", "non_canonical", "unknown_field",
                               "wrong_chain_id", "tx_too_large", "invalid_msg", "unknown_msg_type"})
-# Rejections that may not hold later (the tx can become admissible).
 TX_IN_BATCHES_MAX = 256  # gossiped tx batches waiting for admission
+# Rejections that may not hold later (the tx can become admissible).
+TRANSIENT_TX_CODES = frozenset({"nonce_in_future", "mempool_full", "insufficient_funds"})
 REPEATS_DELIVERED_MAX = 8  # copies of one consensus message handed to the driver, at most
 REDELIVER_AFTER_S = 0.5  # a repeat this soon after a delivery is the flood's copy, not a re-send
-SETTLED = -1  # a consensus message the driver admitted or rejected: repeats stop at the relay
-TRANSIENT_TX_CODES = frozenset({"nonce_in_future", "mempool_full", "insufficient_funds"})
+
+
+class _Seen:
+    """What the relay remembers of one consensus message."""
+
+    __slots__ = ("origin", "deliveries", "last_s", "settled")
+
+    def __init__(self, origin: str, now_s: float, settled: bool = False) -> None:
+        self.origin = origin        # the peer it first came from ("" for our own)
+        self.deliveries = 1         # copies handed to the driver
+        self.last_s = now_s         # when the last one was
+        self.settled = settled      # the driver admitted or rejected it: repeats stop here
 
 
 class ConsensusRelay:
@@ -99,12 +110,11 @@ class ConsensusRelay:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.peers = peers
         self._clock = clock
-        # msg hash -> [first sender ("" for our own), deliveries or SETTLED, last delivery]
-        self._seen: BoundedMap[bytes, list[Any]] = BoundedMap(SEEN_LEN_MAX)
+        self._seen: BoundedMap[bytes, _Seen] = BoundedMap(SEEN_LEN_MAX)  # by message hash
         self._receiver: Callable[[bytes], None] | None = None
 
     def broadcast(self, msg_bytes: bytes) -> None:
-        self._seen.put(sha256(msg_bytes), ["", SETTLED, 0.0])
+        self._seen.put(sha256(msg_bytes), _Seen("", self._clock(), settled=True))
         self.peers.broadcast(CHANNEL_CONSENSUS, msg_bytes)
 
     def set_receiver(self, callback: Callable[[bytes], None]) -> None:
@@ -115,13 +125,13 @@ class ConsensusRelay:
         entry = self._seen.get(key)
         now = self._clock()
         if entry is None:
-            self._seen.put(key, [peer_id, 1, now])
-        elif (entry[1] == SETTLED or entry[1] >= REPEATS_DELIVERED_MAX
-              or now - entry[2] < REDELIVER_AFTER_S):
+            self._seen.put(key, _Seen(peer_id, now))
+        elif (entry.settled or entry.deliveries >= REPEATS_DELIVERED_MAX
+              or now - entry.last_s < REDELIVER_AFTER_S):
             return
         else:
-            entry[1] += 1
-            entry[2] = now
+            entry.deliveries += 1
+            entry.last_s = now
         if self._receiver is not None:
             self._receiver(payload)
 
@@ -130,8 +140,8 @@ class ConsensusRelay:
         entry = self._seen.get(sha256(msg_bytes))
         if entry is None:
             return ""
-        entry[1] = SETTLED
-        return str(entry[0])
+        entry.settled = True
+        return entry.origin
 
     def relay(self, msg_bytes: bytes) -> None:
         origin = self._settle(msg_bytes)
