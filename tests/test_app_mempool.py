@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sharechain.app.state import CommittedView, Overlay
-from sharechain.chain.types import TxBody, sign_tx
+from sharechain.chain.types import Block, TxBody, sign_tx
 from sharechain.consensus.solo import SoloEngine
 from sharechain.crypto import PrivateKey, merkle_root, sha256
 from sharechain.errors import ShareChainError
@@ -58,6 +58,29 @@ def test_failed_message_reverts_but_fee_and_nonce_stay():
     ch.mempool.add(tx(alice, 1, [send(bob, 10)]))  # nonce advanced to 1
     eng.produce(3_000)
     assert bal(ch, bob) == b0 + 10
+
+
+def test_a_blocks_fees_reach_the_collector_once_and_failed_messages_leave_no_events():
+    ch, eng = make_chain()
+    carol = PrivateKey.from_name("carol")
+    fc0, b0, c0 = bal(ch, FEE_COLLECTOR), bal(ch, bob), bal(ch, carol)
+    ok = tx(alice, 0, [send(carol, 7)], fee=100)
+    failing = tx(bob, 0, [send(carol, 10), send(carol, 10**15)], fee=150)
+    for raw in (ok, failing):
+        ch.mempool.add(raw)
+    eng.produce(2_000)  # check_invariants=True: supply == Σ balances + escrows
+    _, _, r_ok = ch.tx_result(sha256(ok))
+    _, _, r_fail = ch.tx_result(sha256(failing))
+    assert r_ok.ok and [e.type for e in r_ok.events] == ["transfer"]
+    # The first message's transfer and its event are rolled back with the second's failure.
+    assert r_fail.code == "insufficient_funds" and r_fail.fee == 150 and r_fail.events == ()
+    assert bal(ch, carol) == c0 + 7 and bal(ch, bob) == b0 - 150
+    assert bal(ch, FEE_COLLECTOR) == fc0 + 250
+    # A tx whose ante step fails (its nonce is reused) pays nothing.
+    header = ch.propose_block(2, 3_000, validator_key(0, CID).address).header
+    changes, results, *_ = ch.execute(Block(header, (ok,)))
+    assert results[0].code == "nonce_reused" and results[0].fee == 0
+    assert not any(k.endswith(FEE_COLLECTOR) for k in changes)
 
 
 def test_multi_send_and_supply_invariant():

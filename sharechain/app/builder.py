@@ -28,11 +28,15 @@ def build_app(chain_id: str) -> tuple[App, Ante, Keepers]:
     modules += _extra_modules(keepers)
     app = App(modules, chain_id)
 
-    def charge_fee(ctx: Context, payer: bytes, fee: int) -> None:
+    def take_fee(ctx: Context, payer: bytes, fee: int) -> None:
         if fee:
-            bank_keeper.transfer(ctx, payer, FEE_COLLECTOR, fee)
+            bank_keeper.withdraw(ctx, payer, fee)
 
-    ante = Ante(app, auth.get_nonce, auth.set_nonce, charge_fee, auth.fee_per_cost_unit)
+    def pay_fees(ctx: Context, total: int) -> None:
+        bank_keeper.deposit(ctx, FEE_COLLECTOR, total)
+
+    app.pay_fees = pay_fees
+    ante = Ante(app, auth.get_nonce, auth.set_nonce, take_fee, auth.fee_per_cost_unit)
     return app, ante, keepers
 
 

@@ -8,14 +8,20 @@ begin/end-block hooks and named invariants. Executing a block is a pure function
 committed state and the block: no wall clock (``ctx.time_ms`` is the block time), no
 randomness, no floats, sets sorted before iteration.
 
-A transaction runs in two overlays. The *ante* step checks expiry, nonce and fee, charges
-the fee and advances the nonce; the messages then run in a child overlay. If any message
-raises :class:`ShareChainError`, the child is dropped (its writes revert) but the ante
-writes stay: the fee is charged and the nonce advances. A transaction whose ante step
-fails changes nothing and is recorded with its error code.
+A transaction runs in its own overlay above the block's. The *ante* step checks expiry,
+nonce and fee, takes the fee from the sender and advances the nonce; the messages run next.
+If any message raises :class:`ShareChainError`, the overlay is rolled back to what the ante
+step left (the message writes and events revert) but the ante writes stay: the fee is
+charged and the nonce advances. A transaction whose ante step fails changes nothing and is
+recorded with its error code. (The rollback restores a copy of the overlay's few ante
+writes, which costs less than a second child overlay per transaction.)
 
-Fees: ``required_fee = (TX_BASE_COST + Σ message cost) × fee_per_cost_unit``; fees are paid
-to the fee collector account.
+Fees: ``required_fee = (TX_BASE_COST + Σ message cost) × fee_per_cost_unit``. The fees a
+block's transactions pay add up on the block context (``Context.fees``) and reach the fee
+collector account in one write, before the end-block hooks (``App.pay_fees``): one balance
+update per block instead of one per transaction. Nothing reads the collector's balance
+between two transactions (it has no key, so no transaction spends from it), so every block
+ends in the same state as with a payment per transaction.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from sharechain.app.state import Overlay, Readable, prefix_end
 from sharechain.chain.types import Tx
 from sharechain.crypto import sha256
 from sharechain.encoding import decode_trusted, encode, from_obj, record_from_state, to_obj
-from sharechain.errors import DecodeError, ShareChainError
+from sharechain.errors import DecodeError, ShareChainError, invariant
 from sharechain.sigverify import VerifiedSignatures
 
 TX_BASE_COST = 10
@@ -66,7 +72,7 @@ class Context:
     """What a handler or hook sees: state, block facts, the sender, and an event sink."""
 
     __slots__ = ("state", "chain_id", "height", "time_ms", "proposer", "sender", "tx_hash",
-                 "events", "events_max", "app", "prev_hash")
+                 "events", "events_max", "app", "prev_hash", "fees")
 
     def __init__(self, state: Overlay, chain_id: str, height: int, time_ms: int,
                  proposer: bytes, app: "App") -> None:
@@ -83,6 +89,9 @@ class Context:
         # The previous block's header hash (b"" at genesis and where no block is executed);
         # set by the node. arbitration seeds its panel draws from it.
         self.prev_hash = b""
+        # Block context only: fees taken from this block's senders, not yet paid to the fee
+        # collector (App.end_block pays them).
+        self.fees = 0
 
     # State access; values are canonical CBOR of plain data or records.
     def get(self, key: bytes) -> bytes | None:
@@ -180,6 +189,9 @@ class App:
         self.by_name = {m.name: m for m in modules}
         self.msg_specs: dict[str, MsgSpec] = {}
         self.verified = VerifiedSignatures()
+        # Pays a block's collected fees (Context.fees) to the fee collector; set by the
+        # builder, which knows the bank.
+        self.pay_fees: Callable[[Context, int], None] | None = None
         self._signature_hooks: dict[str, Callable[[Readable, str, Any], list[Any]]] = {
             spec.type: m.signatures for m in modules if m.signatures for spec in m.msgs}
         self.has_embedded_signatures = bool(self._signature_hooks)
@@ -247,31 +259,39 @@ class App:
                 m.begin_block(ctx)
 
     def end_block(self, ctx: Context) -> None:
+        if ctx.fees:
+            fees, ctx.fees = ctx.fees, 0
+            invariant(self.pay_fees is not None, "fees were taken but nothing pays them out")
+            self.pay_fees(ctx, fees)  # type: ignore[misc]
         for m in self.modules:
             if m.end_block is not None:
                 m.end_block(ctx)
 
     def deliver_tx(self, block_ctx: Context, tx: Tx, ante: "Ante") -> TxResult:
         """Execute one tx on top of ``block_ctx``'s overlay; never raises ShareChainError."""
-        ante_ctx = block_ctx.branch()
-        ante_ctx.events_max = EVENTS_PER_MSG_MAX * len(tx.body.msgs)
-        ante_ctx.sender = tx.sender
-        ante_ctx.tx_hash = tx.hash
+        ctx = block_ctx.branch()
+        ctx.events_max = EVENTS_PER_MSG_MAX * len(tx.body.msgs)
+        ctx.sender = tx.sender
+        ctx.tx_hash = tx.hash
         try:
             self.stateless_check(tx)
-            fee = ante.run(ante_ctx, tx)
+            fee = ante.run(ctx, tx)
         except ShareChainError as exc:
             return TxResult(exc.code, exc.message, 0)
-        msg_ctx = ante_ctx.branch()
+        block_ctx.fees += fee
+        state = ctx.state
+        after_ante = state.writes.copy()  # a handful of keys: the sender's balance and nonce
+        events_after_ante = len(ctx.events)
         try:
             for spec_type, msg in zip((m[0] for m in tx.body.msgs), tx.msgs):
-                self.msg_specs[spec_type].handler(msg_ctx, msg)
+                self.msg_specs[spec_type].handler(ctx, msg)
         except ShareChainError as exc:
-            ante_ctx.state.merge_into_parent()
-            return TxResult(exc.code, exc.message, fee, tuple(ante_ctx.events))
-        ante_ctx.merge(msg_ctx)
-        ante_ctx.state.merge_into_parent()
-        return TxResult("", "", fee, tuple(ante_ctx.events))
+            state.writes = after_ante  # the messages' writes and events revert
+            del ctx.events[events_after_ante:]
+            state.merge_into_parent()
+            return TxResult(exc.code, exc.message, fee, tuple(ctx.events))
+        state.merge_into_parent()
+        return TxResult("", "", fee, tuple(ctx.events))
 
     def check_invariants(self, view: Readable) -> list[str]:
         broken = []
@@ -288,12 +308,14 @@ class Ante:
 
     def __init__(self, app: App, nonce_get: Callable[[Context, bytes], int],
                  nonce_set: Callable[[Context, bytes, int], None],
-                 charge_fee: Callable[[Context, bytes, int], None],
+                 take_fee: Callable[[Context, bytes, int], None],
                  fee_per_cost_unit: Callable[[Context], int]) -> None:
+        """``take_fee`` takes the fee from the payer's balance (``insufficient_funds`` if it
+        cannot); the block pays the fees it took to the collector (see ``App.pay_fees``)."""
         self.app = app
         self._nonce_get = nonce_get
         self._nonce_set = nonce_set
-        self._charge_fee = charge_fee
+        self._take_fee = take_fee
         self._fee_unit = fee_per_cost_unit
 
     def run(self, ctx: Context, tx: Tx) -> int:
@@ -307,6 +329,6 @@ class Ante:
         required = self.app.required_fee(tx, self._fee_unit(ctx))
         if body.fee < required:
             raise ShareChainError("fee_too_low", f"fee {body.fee} is below the required {required}")
-        self._charge_fee(ctx, tx.sender, body.fee)
+        self._take_fee(ctx, tx.sender, body.fee)
         self._nonce_set(ctx, tx.sender, expected + 1)
         return body.fee
