@@ -47,15 +47,11 @@ class BankKeeper:
             ctx.state.delete(k)
 
     def transfer(self, ctx: Context, frm: bytes, to: bytes, amount: int) -> None:
-        _check_amount(amount)
-        have = self.balance(ctx.state, frm)
-        if have < amount:
-            raise ShareChainError(INSUFFICIENT_FUNDS, f"balance {have} is less than {amount}")
-        self._set_balance(ctx, frm, have - amount)
+        self.withdraw(ctx, frm, amount)
         self._set_balance(ctx, to, self.balance(ctx.state, to) + amount)
 
-    # The two halves of a transfer, for fees: the ante step withdraws each tx's fee from
-    # its sender, and the block deposits the sum with the fee collector once (see
+    # The two halves of a transfer. Fees use them apart: the ante step withdraws each tx's
+    # fee from its sender, and the block deposits the sum with the fee collector once (see
     # ``App.pay_fees``). Supply is unchanged once both halves have run.
     def withdraw(self, ctx: Context, frm: bytes, amount: int) -> None:
         _check_amount(amount)
