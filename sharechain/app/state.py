@@ -2,11 +2,13 @@
 
 ``CommittedView`` reads the last committed state through one LMDB read transaction.
 ``Overlay`` buffers writes above a parent (a view or another overlay): a block overlay
-collects the block's writes, and each transaction runs in its own overlay that is merged
-into the block overlay on success or dropped on failure, which is how a failed message
-reverts its writes. Deletions are recorded as ``None``. Range iteration merges the
-buffered writes with the parent in key order, so modules can keep ordered indexes
-(deadlines, listings) and walk only the part they need.
+collects the block's writes, and each transaction runs in its own overlay, which is merged
+into the block overlay or dropped. A transaction whose ante step fails drops it; one whose
+message fails first rolls it back to the ante step's writes (``App.deliver_tx`` restores a
+copy of ``writes``), so the fee and nonce stay and the message's writes revert.
+Deletions are recorded as ``None``. Range iteration merges the buffered writes with the
+parent in key order, so modules can keep ordered indexes (deadlines, listings) and walk
+only the part they need.
 """
 
 from __future__ import annotations
