@@ -127,23 +127,29 @@ class PrivateKey:
 
 # ---------------------------------------------------------------- Merkle (RFC 6962)
 
+_LEAF_PREFIX, _NODE_PREFIX = b"\x00", b"\x01"  # RFC 6962's domain separation
+_sha256 = hashlib.sha256
+
+
 def _leaf(data: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + data).digest()
+    return _sha256(_LEAF_PREFIX + data).digest()
 
 
 def _node(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
+    return _sha256(_NODE_PREFIX + left + right).digest()
 
 
 EMPTY_MERKLE_ROOT = sha256(b"")
 
 
-_sha256 = hashlib.sha256
+# The list forms below write _leaf and _node out: a block's roots hash thousands of leaves
+# and pairs, and a call per hash costs more than the hash.
+def _leaves(items: list[bytes]) -> list[bytes]:
+    return [_sha256(_LEAF_PREFIX + x).digest() for x in items]
 
 
 def _parent_level(level: list[bytes]) -> list[bytes]:
-    # _node written inline: a block's roots hash thousands of leaves and pairs.
-    nxt = [_sha256(b"\x01" + a + b).digest() for a, b in zip(level[::2], level[1::2])]
+    nxt = [_sha256(_NODE_PREFIX + a + b).digest() for a, b in zip(level[::2], level[1::2])]
     if len(level) % 2:
         nxt.append(level[-1])  # an odd node is promoted, as in RFC 6962's split rule
     return nxt
@@ -153,7 +159,7 @@ def merkle_root(items: list[bytes]) -> bytes:
     """Root over ``items`` (leaf data, not pre-hashed); the empty list has sha256(b"")."""
     if not items:
         return EMPTY_MERKLE_ROOT
-    level = [_sha256(b"\x00" + x).digest() for x in items]  # _leaf, inline
+    level = _leaves(items)
     while len(level) > 1:
         level = _parent_level(level)
     return level[0]
@@ -169,7 +175,7 @@ class MerkleProof:
 def merkle_proof(items: list[bytes], index: int) -> MerkleProof:
     if not 0 <= index < len(items):
         raise ShareChainError("invalid_index", "leaf index out of range")
-    level = [_leaf(x) for x in items]
+    level = _leaves(items)
     siblings: list[bytes] = []
     i = index
     while len(level) > 1:

@@ -134,7 +134,7 @@ class Mempool:
                 parsed.append(_duplicate())
                 continue
             tx = known(th)
-            if tx is None or tx.raw != raw:
+            if tx is None:
                 try:
                     tx = self._decode(raw, th)
                     stateless_check(tx)

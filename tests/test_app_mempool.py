@@ -171,7 +171,7 @@ def test_bank_escrow_lock_release():
 
 # ------------------------------------------------------------------ overlays vs a dict model
 keys = st.binary(min_size=1, max_size=3)
-ops = st.lists(st.tuples(st.sampled_from(["set", "del", "commit", "drop"]), keys,
+ops = st.lists(st.tuples(st.sampled_from(["set", "del", "commit", "drop", "save", "undo"]), keys,
                          st.binary(max_size=4)), max_size=40)
 
 
@@ -189,8 +189,16 @@ def test_overlay_matches_dict_model(base, operations, lo, hi):
         block = Overlay(CommittedView(txn, db), ordered=True)
         model = dict(base)
         child, child_model = Overlay(block), dict(model)
+        saved = None  # (savepoint, model then) of the current child
         for op, k, v in operations:
-            if op == "set":
+            if op == "save":
+                saved = (child.savepoint(), dict(child_model))
+            elif op == "undo":
+                if saved is not None:
+                    child.roll_back(saved[0])
+                    child_model = saved[1]
+                    saved = None
+            elif op == "set":
                 child.set(k, v)
                 child_model[k] = v
             elif op == "del":
@@ -199,15 +207,17 @@ def test_overlay_matches_dict_model(base, operations, lo, hi):
             elif op == "commit":
                 child.merge_into_parent()
                 model = dict(child_model)
-                child = Overlay(block)
+                child, saved = Overlay(block), None
             else:
-                child, child_model = Overlay(block), dict(model)
+                child, child_model, saved = Overlay(block), dict(model), None
             for kk in set(model) | set(child_model) | {k}:
                 assert child.get(kk) == child_model.get(kk)
                 assert block.get(kk) == model.get(kk)
         lo, hi = min(lo, hi), max(lo, hi)
         got = list(child.iter_range(lo, hi))
         assert got == sorted((k, v) for k, v in child_model.items() if lo <= k < hi)
+        with pytest.raises(TypeError):
+            block.savepoint()  # the block overlay keeps a sorted index; no savepoints there
     env.close()
 
 

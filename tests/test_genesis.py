@@ -6,7 +6,7 @@ import pytest
 
 from sharechain.errors import ShareChainError
 from sharechain.node.devnet import demo_genesis
-from sharechain.node.genesis import BLOCK_BYTES_MAX_DEFAULT, parse_genesis
+from sharechain.node.genesis import BLOCK_BYTES_LIMIT, BLOCK_BYTES_MAX_DEFAULT, parse_genesis
 
 
 @pytest.mark.parametrize("consensus, says", [
@@ -15,7 +15,7 @@ from sharechain.node.genesis import BLOCK_BYTES_MAX_DEFAULT, parse_genesis
     ({"block_interval_ms": 0}, "block_interval_ms must be positive"),
     ({"block_txs_max": -1}, "block_txs_max must be"),
     ({"block_txs_max": 10**9}, "block_txs_max must be"),
-    ({"block_bytes_max": BLOCK_BYTES_MAX_DEFAULT + 1}, "block_bytes_max must be"),
+    ({"block_bytes_max": BLOCK_BYTES_LIMIT + 1}, "block_bytes_max must be"),
     ([], "expected a map"),
 ])
 def test_bad_consensus_limits_are_refused_with_a_clear_error(consensus, says):

@@ -13,8 +13,8 @@ nonce and fee, takes the fee from the sender and advances the nonce; the message
 If any message raises :class:`ShareChainError`, the overlay is rolled back to what the ante
 step left (the message writes and events revert) but the ante writes stay: the fee is
 charged and the nonce advances. A transaction whose ante step fails changes nothing and is
-recorded with its error code. (The rollback restores a copy of the overlay's few ante
-writes, which costs less than a second child overlay per transaction.)
+recorded with its error code. (The rollback is an overlay savepoint: a copy of the few
+ante writes, which costs less than a second child overlay per transaction.)
 
 Fees: ``required_fee = (TX_BASE_COST + Σ message cost) × fee_per_cost_unit``. The fees a
 block's transactions pay add up on the block context (``Context.fees``) and reach the fee
@@ -280,13 +280,13 @@ class App:
             return TxResult(exc.code, exc.message, 0)
         block_ctx.fees += fee
         state = ctx.state
-        after_ante = state.writes.copy()  # a handful of keys: the sender's balance and nonce
+        after_ante = state.savepoint()
         events_after_ante = len(ctx.events)
         try:
             for spec_type, msg in zip((m[0] for m in tx.body.msgs), tx.msgs):
                 self.msg_specs[spec_type].handler(ctx, msg)
         except ShareChainError as exc:
-            state.writes = after_ante  # the messages' writes and events revert
+            state.roll_back(after_ante)  # the messages' writes and events revert
             del ctx.events[events_after_ante:]
             state.merge_into_parent()
             return TxResult(exc.code, exc.message, fee, tuple(ctx.events))

@@ -4,8 +4,8 @@
 ``Overlay`` buffers writes above a parent (a view or another overlay): a block overlay
 collects the block's writes, and each transaction runs in its own overlay, which is merged
 into the block overlay or dropped. A transaction whose ante step fails drops it; one whose
-message fails first rolls it back to the ante step's writes (``App.deliver_tx`` restores a
-copy of ``writes``), so the fee and nonce stay and the message's writes revert.
+message fails first rolls it back to the ante step's writes (:meth:`Overlay.savepoint`,
+:meth:`Overlay.roll_back`), so the fee and nonce stay and the message's writes revert.
 Deletions are recorded as ``None``. Range iteration merges the buffered writes with the
 parent in key order, so modules can keep ordered indexes (deadlines, listings) and walk
 only the part they need.
@@ -84,6 +84,17 @@ class Overlay:
         if self._order is not None and key not in self.writes:
             self._unsorted.append(key)
         self.writes[key] = _TOMBSTONE
+
+    def savepoint(self) -> dict[bytes, bytes | None]:
+        """The writes so far, for :meth:`roll_back`. For per-transaction overlays, which
+        hold a handful of keys: the copy costs less than a child overlay and its merge."""
+        if self._order is not None:
+            raise TypeError("an ordered overlay has no savepoints")
+        return self.writes.copy()
+
+    def roll_back(self, savepoint: dict[bytes, bytes | None]) -> None:
+        """Forget every write made since :meth:`savepoint` returned ``savepoint``."""
+        self.writes = savepoint
 
     def iter_range(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Live (key, value) pairs with start <= key < end, in key order."""

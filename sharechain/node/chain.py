@@ -267,12 +267,11 @@ class Chain:
             ctx.prev_hash = h.prev_hash  # arbitration: panel draws are seeded from it
             self.app.begin_block(ctx)
             results: list[TxResult] = []
-            hashes: list[bytes] = []
+            hashes = self._tx_hashes(block)
             accounts: list[list[bytes]] = []
             deliver = self.app.deliver_tx
             ante = self.ante
-            for raw, th in zip(block.txs, self._tx_hashes(block)):
-                hashes.append(th)
+            for raw, th in zip(block.txs, hashes):
                 tx = self._tx_for(raw, th)
                 if tx is None:
                     results.append(TxResult("invalid_tx", "tx is malformed or badly signed", 0))

@@ -19,8 +19,10 @@ from sharechain.errors import DecodeError, ShareChainError
 
 BLOCK_INTERVAL_MS_DEFAULT = 1000
 BLOCK_TXS_MAX_DEFAULT = 10_000
-# Below the BFT proposal cap (4 MiB) and the P2P frame cap, with room for the header and commit.
-BLOCK_BYTES_MAX_DEFAULT = 3 * 1024 * 1024 + 512 * 1024
+# The largest block a genesis may allow: below the BFT proposal cap (4 MiB) and the P2P
+# frame cap, with room for the header and commit. Also the default.
+BLOCK_BYTES_LIMIT = 3 * 1024 * 1024 + 512 * 1024
+BLOCK_BYTES_MAX_DEFAULT = BLOCK_BYTES_LIMIT
 
 
 @dataclass
@@ -67,9 +69,8 @@ def parse_genesis(doc: dict[str, Any]) -> Genesis:
         raise bad("consensus.block_interval_ms must be positive")
     if not 0 < cons.block_txs_max <= BLOCK_TXS_MAX:
         raise bad(f"consensus.block_txs_max must be 1..{BLOCK_TXS_MAX}")
-    if not 0 < cons.block_bytes_max <= BLOCK_BYTES_MAX_DEFAULT:
-        # A larger block would not fit in one BFT proposal or P2P frame.
-        raise bad(f"consensus.block_bytes_max must be 1..{BLOCK_BYTES_MAX_DEFAULT}")
+    if not 0 < cons.block_bytes_max <= BLOCK_BYTES_LIMIT:
+        raise bad(f"consensus.block_bytes_max must be 1..{BLOCK_BYTES_LIMIT}")
     try:
         vset = ValidatorSet.of(vals)
     except ValueError as exc:

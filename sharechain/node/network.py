@@ -223,8 +223,10 @@ class NodeNetwork:
         try:
             # Typed right here (a kind and a list of byte strings), so no plain-data walk.
             m = decode(payload, SYNC_MSG_BYTES_MAX, check_plain=False)
+            if type(m) is not dict:
+                raise DecodeError("tx gossip must be a map")
             kind, items = m["t"], m["items"]
-            if type(m) is not dict or type(kind) is not str or type(items) is not list \
+            if type(kind) is not str or type(items) is not list \
                     or not all(type(x) is bytes for x in items):
                 raise DecodeError("items must be byte strings")
         except (DecodeError, KeyError, TypeError):
