@@ -73,9 +73,9 @@ class BlockWrite:
 
 
 class ChainStore:
-    def __init__(self, path: str, map_bytes: int = MAP_BYTES) -> None:
+    def __init__(self, path: str, map_bytes: int | None = None) -> None:
         os.makedirs(path, exist_ok=True)
-        self.env = lmdb.open(path, max_dbs=16, map_size=map_bytes, sync=True, metasync=True,
+        self.env = lmdb.open(path, max_dbs=16, map_size=map_bytes or MAP_BYTES, sync=True, metasync=True,
                              max_readers=512, readahead=False)
         o = self.env.open_db
         self.db_state = o(b"state")
