@@ -10,8 +10,18 @@ thread keeps executing, and the transfer costs one pickled list of (key, message
 signature) triples out and one bytes object back.
 
 Small batches (under ``INLINE_MAX``) are checked on the calling thread: their cost is below
-the round trip to a worker. If the pool breaks (a worker killed), the batch is verified
-inline and a fresh pool is started on the next call, so a verdict is never lost.
+the round trip to a worker.
+
+Workers pay only when the node has a core to spare for them. Where several nodes share a
+machine's cores (a localnet of four validators on two cores), every core is already busy
+with some node's main thread, so workers add nothing but their cost: each verdict then
+takes a pickled round trip, two helper threads per node wake for it, and the extra
+processes crowd the cores. There a node does better verifying on its own thread
+(``processes=0``); :func:`shared_machine_processes` gives the count for N nodes on one
+machine, and a node's ``signature_workers`` setting chooses it (see ``NodeConfig``).
+
+If the pool breaks (a worker killed), the batch is verified inline and a fresh pool is
+started on the next call, so a verdict is never lost.
 """
 
 from __future__ import annotations
@@ -40,7 +50,15 @@ def verify_chunk(items: Sequence[Triple]) -> bytes:
 
 
 def default_processes() -> int:
+    """Workers for a node that has the machine to itself: one per core, at most 2."""
     return max(1, min(2, os.cpu_count() or 1))
+
+
+def shared_machine_processes(nodes: int, cores: int | None = None) -> int:
+    """Workers per node when ``nodes`` nodes share this machine: the cores left once each
+    node's main thread has one, split between the nodes (at most 2 each, often 0)."""
+    cores = cores or os.cpu_count() or 1
+    return min(2, max(0, (cores - nodes) // max(1, nodes)))
 
 
 class SignatureVerifier:

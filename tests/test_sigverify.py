@@ -9,7 +9,10 @@ import signal
 import pytest
 
 from sharechain.crypto import PrivateKey
-from sharechain.sigverify import INLINE_MAX, SignatureVerifier, verify_chunk
+from sharechain.errors import ShareChainError
+from sharechain.node.home import Home, NodeConfig
+from sharechain.node.testnet import write_testnet
+from sharechain.sigverify import INLINE_MAX, SignatureVerifier, shared_machine_processes, verify_chunk
 
 
 def _triples(n: int, bad: set[int]) -> list[tuple[bytes, bytes, bytes]]:
@@ -91,3 +94,25 @@ def test_start_brings_every_worker_up_before_the_first_batch(verifier) -> None:
     assert verifier.verify(_triples(n, bad)) == _expected(n, bad)
     assert verifier._pool is pool  # the batch used the started pool
     SignatureVerifier(processes=0).start()  # inline verifiers have nothing to start
+
+
+def test_nodes_sharing_a_machine_get_the_cores_left_over_as_workers() -> None:
+    # Each node's main thread takes a core first; what is left is split, at most 2 each.
+    assert [shared_machine_processes(n, cores=2) for n in (1, 2, 4, 8)] == [1, 0, 0, 0]
+    assert [shared_machine_processes(n, cores=16) for n in (1, 4, 5, 8, 16)] == [2, 2, 2, 1, 0]
+
+
+def test_signature_workers_setting_is_checked_and_reaches_the_testnet_homes(tmp_path) -> None:
+    assert NodeConfig.from_dict({"signature_workers": 0}).signature_workers == 0
+    assert NodeConfig.from_dict({}).signature_workers is None
+    for bad in (-1, 65, "2", 1.5, True):
+        with pytest.raises(ShareChainError, match="signature_workers"):
+            NodeConfig.from_dict({"signature_workers": bad})
+    # A loopback testnet runs every node here: it writes the shared-machine count.
+    homes = write_testnet(tmp_path / "lo", 4, base_p2p_port=0, base_api_port=0)
+    assert {h.load_config().signature_workers for h in homes} == {shared_machine_processes(4)}
+    # Homes for other machines keep the per-node default unless told otherwise.
+    homes = write_testnet(tmp_path / "lan", 2, host="10.0.0.7")
+    assert {h.load_config().signature_workers for h in homes} == {None}
+    homes = write_testnet(tmp_path / "set", 2, host="10.0.0.7", signature_workers=1)
+    assert {Home(h.path).load_config().signature_workers for h in homes} == {1}

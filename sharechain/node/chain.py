@@ -35,6 +35,7 @@ from sharechain.lru import BoundedMap
 from sharechain.mempool import ChainFacts, Mempool, MempoolLimits
 from sharechain.modules import auth
 from sharechain.node.genesis import Genesis
+from sharechain.sigverify import SignatureVerifier
 from sharechain.store.chainstore import BlockWrite, ChainStore
 
 log = logging.getLogger("sharechain.chain")
@@ -68,7 +69,10 @@ def decode_result(raw: bytes) -> TxResult:
 class Chain:
     def __init__(self, data_dir: str, genesis: Genesis,
                  mempool_limits: MempoolLimits | None = None,
-                 check_invariants: bool = False) -> None:
+                 check_invariants: bool = False,
+                 signature_workers: int | None = None) -> None:
+        """``signature_workers``: processes of the mempool's signature verifier (None: the
+        default for a node alone on its machine; 0: verify on the calling thread)."""
         self.genesis = genesis
         self.chain_id = genesis.chain_id
         self.store = ChainStore(data_dir)
@@ -91,7 +95,7 @@ class Chain:
             fee_per_cost_unit=auth.fee_per_cost_unit,
             committed_among=self.store.committed_among,
             verified_tx=self._verified.get,
-        ), mempool_limits)
+        ), mempool_limits, SignatureVerifier(signature_workers))
         self.listeners: list[Callable[[CommittedBlock], None]] = []
 
     def close(self) -> None:

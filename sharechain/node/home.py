@@ -38,6 +38,16 @@ class NodeConfig:
     mempool_txs_max: int = 200_000
     check_invariants: bool = False
     log_level: str = "info"
+    # Processes that verify tx signatures beside the main thread. None: one per core, at
+    # most 2 (a node with the machine to itself). 0: verify on the main thread, which is
+    # faster where several nodes share the cores (a loopback testnet; see sigverify).
+    signature_workers: int | None = None
+
+    def __post_init__(self) -> None:
+        w = self.signature_workers
+        if w is not None and (type(w) is not int or not 0 <= w <= 64):
+            raise ShareChainError("invalid_config",
+                                  f"signature_workers must be null or 0..64, not {w!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "NodeConfig":

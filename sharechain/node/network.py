@@ -24,8 +24,9 @@ Three channels ride on the authenticated peer connections of ``sharechain.p2p``:
   current validator set and the block validates against the local state (so a peer cannot
   feed a block that does not extend our chain). Then consensus continues from the new height.
   Applying a backlog never holds the event loop for more than one block: a block's tx
-  signatures are checked in the signature worker processes while the loop runs on, and the
-  loop gets a turn after each block, so consensus, peers and the API keep being served.
+  signatures are checked in the signature worker processes while the loop runs on (or, on
+  a node configured with no workers, on the loop for that block), and the loop gets a turn
+  after each block, so consensus, peers and the API keep being served.
 """
 
 from __future__ import annotations

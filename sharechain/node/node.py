@@ -37,7 +37,8 @@ class Node:
         self.key = home.node_key()
         self.chain = Chain(str(home.data_dir), self.genesis,
                            MempoolLimits(self.config.mempool_bytes_max, self.config.mempool_txs_max),
-                           check_invariants=self.config.check_invariants)
+                           check_invariants=self.config.check_invariants,
+                           signature_workers=self.config.signature_workers)
         self.chain.listeners.append(self._on_commit)
         from sharechain.node.metrics import NodeMetrics
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from sharechain.crypto import PrivateKey
 from sharechain.node.devnet import demo_genesis
 from sharechain.node.home import Home, NodeConfig
+from sharechain.sigverify import shared_machine_processes
 
 
 def write_testnet(out: Path, validators: int, chain_id: str = "sharechain-testnet",
@@ -17,11 +18,15 @@ def write_testnet(out: Path, validators: int, chain_id: str = "sharechain-testne
                   api_ports: list[int] | None = None,
                   dial_address: Callable[[int, int], str] | None = None,
                   extra_accounts: dict[str, int] | None = None,
-                  block_txs_max: int = 10_000) -> list[Home]:
+                  block_txs_max: int = 10_000,
+                  signature_workers: int | None = None) -> list[Home]:
     """Node homes ``out/node0..`` (validators first, then full nodes); returns them.
 
     ``p2p_ports``/``api_ports`` override the consecutive port ranges; ``dial_address(i, j)``
     gives the ``host:port`` node i dials to reach node j (tests route links through proxies).
+    ``signature_workers`` goes into every config; by default a loopback network, whose
+    nodes all run on this machine, gets :func:`shared_machine_processes` of its node count
+    (0 for four nodes on two cores), and any other the per-node default (None).
     """
     keys = [PrivateKey.generate() for _ in range(validators)]
     doc = demo_genesis(chain_id, keys, block_interval_ms, extra_accounts=extra_accounts,
@@ -36,10 +41,13 @@ def write_testnet(out: Path, validators: int, chain_id: str = "sharechain-testne
         h.save_genesis(doc)
     ids = [h.p2p_node_id() for h in homes]
     loopback = host.startswith("127.") or host == "localhost"
+    if signature_workers is None and loopback:
+        signature_workers = shared_machine_processes(n)
     for i, h in enumerate(homes):
         peers = [f"{ids[j]}@{dial(i, j)}" for j in range(n) if j != i]
         h.save_config(NodeConfig(
             moniker=f"node{i}", api_host="127.0.0.1", api_port=api[i],
             p2p_host="0.0.0.0" if not loopback else host, p2p_port=p2p[i],
-            persistent_peers=peers, engine="bft", p2p_ban_ip=not loopback))
+            persistent_peers=peers, engine="bft", p2p_ban_ip=not loopback,
+            signature_workers=signature_workers))
     return homes
