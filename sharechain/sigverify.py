@@ -49,16 +49,21 @@ def verify_chunk(items: Sequence[Triple]) -> bytes:
     return bytes([verify(pk, msg, sig) for pk, msg, sig in items])
 
 
+PROCESSES_MAX = 2  # workers per node by default: more buy little beside one main thread
+
+
 def default_processes() -> int:
-    """Workers for a node that has the machine to itself: one per core, at most 2."""
-    return max(1, min(2, os.cpu_count() or 1))
+    """Workers for a node that has the machine to itself: one per core, at most
+    ``PROCESSES_MAX``."""
+    return max(1, min(PROCESSES_MAX, os.cpu_count() or 1))
 
 
 def shared_machine_processes(nodes: int, cores: int | None = None) -> int:
     """Workers per node when ``nodes`` nodes share this machine: the cores left once each
-    node's main thread has one, split between the nodes (at most 2 each, often 0)."""
+    node's main thread has one, split between the nodes (at most ``PROCESSES_MAX`` each,
+    often 0)."""
     cores = cores or os.cpu_count() or 1
-    return min(2, max(0, (cores - nodes) // max(1, nodes)))
+    return min(PROCESSES_MAX, max(0, (cores - nodes) // max(1, nodes)))
 
 
 class SignatureVerifier:

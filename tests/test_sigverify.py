@@ -10,7 +10,7 @@ import pytest
 
 from sharechain.crypto import PrivateKey
 from sharechain.errors import ShareChainError
-from sharechain.node.home import Home, NodeConfig
+from sharechain.node.home import NodeConfig
 from sharechain.node.testnet import write_testnet
 from sharechain.sigverify import INLINE_MAX, SignatureVerifier, shared_machine_processes, verify_chunk
 
@@ -115,4 +115,4 @@ def test_signature_workers_setting_is_checked_and_reaches_the_testnet_homes(tmp_
     homes = write_testnet(tmp_path / "lan", 2, host="10.0.0.7")
     assert {h.load_config().signature_workers for h in homes} == {None}
     homes = write_testnet(tmp_path / "set", 2, host="10.0.0.7", signature_workers=1)
-    assert {Home(h.path).load_config().signature_workers for h in homes} == {1}
+    assert {h.load_config().signature_workers for h in homes} == {1}

@@ -243,7 +243,8 @@ class Node:
         for i in range(1, self.config.local_validators):
             vdir = self.home.path / f"validator{i}"
             vdir.mkdir(parents=True, exist_ok=True)
-            ch = Chain(str(vdir / "data"), self.genesis)
+            ch = Chain(str(vdir / "data"), self.genesis,
+                       signature_workers=self.config.signature_workers)
             self.local_chains.append(ch)
             drivers.append(BftDriver(ch, validator_key(i, self.chain.chain_id), bus.endpoint(),
                                      FileWal(vdir / "consensus.wal"), cfg))
