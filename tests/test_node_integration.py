@@ -125,3 +125,27 @@ def test_event_stream_reports_blocks(node, client: Client):
             if line.startswith("data: "):
                 assert '"height"' in line
                 break
+
+
+def test_start_with_profile_writes_the_main_threads_statistics_at_stop(tmp_path):
+    import pstats
+    import time
+
+    from sharechain.node.launcher import NodeProcess
+    from tests.conftest import new_node_home
+
+    out = tmp_path / "node.prof"
+    proc = NodeProcess(new_node_home(tmp_path), args=("--profile", str(out))).start()
+    try:
+        with Client(proc.url) as c:
+            res = c.send(alice, bob.bech32, 7)
+            assert res["status"] == "committed"
+            deadline = time.monotonic() + 20
+            while c.get("/v1/status")["height"] < res["height"] + 2:  # a few more blocks
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert not out.exists(), "written when the node stops, not before"
+    finally:
+        assert proc.stop() == 0
+    names = {func[2] for func in pstats.Stats(str(out)).stats}  # type: ignore[attr-defined]
+    assert {"commit_block", "deliver_tx"} <= names

@@ -39,8 +39,11 @@ def make_single_node_home(path: Path, genesis_doc: dict, key: PrivateKey, api_po
 
 
 class NodeProcess:
-    def __init__(self, home: Home, log_path: Path | None = None) -> None:
+    def __init__(self, home: Home, log_path: Path | None = None,
+                 args: tuple[str, ...] = ()) -> None:
+        """``args``: more options for ``sharechain start`` (``--profile FILE``, say)."""
         self.home = home
+        self.args = args
         self.cfg = home.load_config()
         self.url = f"http://127.0.0.1:{self.cfg.api_port}"
         self.log_path = log_path or home.path / "node.log"
@@ -51,7 +54,8 @@ class NodeProcess:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sharechain.cli.main", "start", "--home", str(self.home.path)],
+            [sys.executable, "-m", "sharechain.cli.main", "start", "--home", str(self.home.path),
+             *self.args],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         log.close()
         if wait:
