@@ -24,42 +24,61 @@ import time
 Key = tuple[int, int]  # (pid, tid)
 
 
-def _cmdline(pid: str) -> list[str]:
-    with open(f"/proc/{pid}/cmdline", "rb") as fh:
-        return [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
-
-
-def _parent(pid: str) -> int:
-    with open(f"/proc/{pid}/stat") as fh:
-        return int(fh.read().rsplit(")", 1)[1].split()[1])
-
-
-def node_processes(match: str | None) -> dict[int, str]:
-    """pid -> node name, for node processes and their descendants."""
-    names: dict[int, str] = {}
-    parents: dict[int, int] = {}
+def process_table() -> dict[int, tuple[int, list[str]]]:
+    """pid -> (parent pid, argv) of every process /proc lets us read."""
+    table: dict[int, tuple[int, list[str]]] = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
-            argv = _cmdline(pid)
-            parents[int(pid)] = _parent(pid)
-        except OSError:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                argv = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
+            with open(f"/proc/{pid}/stat") as fh:
+                parent = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
-        line = " ".join(argv)
+        table[int(pid)] = (parent, argv)
+    return table
+
+
+def with_descendants(roots: dict[int, str],
+                    table: dict[int, tuple[int, list[str]]]) -> dict[int, str]:
+    """``roots`` (pid -> name) and every process descended from one (a node's signature
+    workers), named after its root."""
+    out = dict(roots)
+    for pid in table:
+        p, hops = table[pid][0], 0
+        while p > 1 and p not in roots and hops < 64:
+            p, hops = table.get(p, (0, []))[0], hops + 1
+        if pid not in out and p in roots:
+            out[pid] = roots[p]
+    return out
+
+
+def process_ticks(pid: int) -> int:
+    """User + system clock ticks of a whole process, all its threads; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def node_processes(match: str | None) -> dict[int, str]:
+    """pid -> node name, for node processes (or those matching ``match``) and the
+    processes they started."""
+    table = process_table()
+    roots: dict[int, str] = {}
+    for pid, (_, argv) in table.items():
         if match is not None:
-            if match in line and int(pid) != os.getpid():
-                names[int(pid)] = os.path.basename(argv[1] if len(argv) > 1 else argv[0])
-        elif "start" in argv and "--home" in argv and "sharechain" in line:
-            home = argv[argv.index("--home") + 1] if argv.index("--home") + 1 < len(argv) else ""
-            names[int(pid)] = os.path.basename(home.rstrip("/")) or pid
-    for pid in parents:  # children (signature workers) count for their node
-        p, seen = parents.get(pid, 0), 0
-        while p > 1 and p not in names and seen < 64:
-            p, seen = parents.get(p, 0), seen + 1
-        if pid not in names and p in names:
-            names[pid] = names[p]
-    return names
+            if argv and match in " ".join(argv) and pid != os.getpid():
+                roots[pid] = os.path.basename(argv[1] if len(argv) > 1 else argv[0])
+        elif "start" in argv and "--home" in argv and "sharechain" in " ".join(argv):
+            i = argv.index("--home") + 1
+            home = argv[i] if i < len(argv) else ""
+            roots[pid] = os.path.basename(home.rstrip("/")) or str(pid)
+    return with_descendants(roots, table)
 
 
 def thread_times(pids: dict[int, str]) -> dict[Key, tuple[str, str, int, int]]:

@@ -55,9 +55,8 @@ def main() -> None:
     doc = demo_genesis(CHAIN_ID, [vkey], 200, block_txs_max=args.txs,
                        extra_accounts={f"bench-{i}": 10**12 for i in range(ACCOUNTS)},
                        genesis_time_ms=1_700_000_000_000)
-    chain = Chain(tempfile.mkdtemp(prefix="sc-execute-"), parse_genesis(doc))
-    chain.mempool.verifier.close()
-    chain.mempool.verifier.processes = 0  # inline: no worker processes to start
+    chain = Chain(tempfile.mkdtemp(prefix="sc-execute-"), parse_genesis(doc),
+                  signature_workers=0)  # inline: no worker processes to start
     dest = PrivateKey.from_name("bench-sink").address
     raws = [sign_tx(TxBody(CHAIN_ID, senders[i % ACCOUNTS].public_key, i // ACCOUNTS, 20, 0,
                            (("bank/send", {"to": dest, "amount": 1}),)), senders[i % ACCOUNTS].sign)

@@ -28,7 +28,9 @@ import httpx
 import nacl.bindings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from cpu_split import process_ticks, process_table, with_descendants  # noqa: E402
 from sharechain.chain.types import TxBody, sign_tx  # noqa: E402
 from sharechain.crypto import PrivateKey, sha256, verify  # noqa: E402
 from sharechain.node.devnet import demo_genesis, validator_key  # noqa: E402
@@ -66,26 +68,10 @@ def cpu_seconds(root_pids: list[int]) -> float:
     """CPU time (user + system) used so far by these processes and all their descendants
     (the nodes' signature workers), read from /proc; 0 where /proc is not available."""
     try:
-        tick = os.sysconf("SC_CLK_TCK")
-        parent, ticks = {}, {}
-        for d in os.listdir("/proc"):
-            if d.isdigit():
-                try:
-                    with open(f"/proc/{d}/stat") as fh:
-                        f = fh.read().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                parent[int(d)], ticks[int(d)] = int(f[1]), int(f[11]) + int(f[12])
+        owned = with_descendants({p: "" for p in root_pids}, process_table())
     except OSError:
         return 0.0
-    total, roots = 0, set(root_pids)
-    for pid, t in ticks.items():
-        p = pid
-        while p > 1 and p not in roots:
-            p = parent.get(p, 0)
-        if p in roots:
-            total += t
-    return total / tick
+    return sum(process_ticks(p) for p in owned) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(xs: list[float], p: float) -> float:
