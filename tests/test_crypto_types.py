@@ -6,10 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import sharechain.chain.types as chain_types
 from sharechain.chain.types import (
     VOTE_PRECOMMIT,
+    Block,
     Commit,
     CommitSig,
+    Header,
     TxBody,
     Validator,
     ValidatorSet,
@@ -262,3 +265,25 @@ def test_tx_decoding_rejects_what_is_not_plain_data_as_a_full_walk_does(obj):
             decode_tx(raw)
     else:
         assert decode_tx(raw).body == want
+
+
+def test_block_shape_check_is_remembered_only_for_the_same_txs_and_root(monkeypatch):
+    txs = tuple(bytes([i]) * 40 for i in range(5))
+
+    def header(root: bytes) -> Header:
+        return Header("c", 1, 1, bytes(32), root, bytes(32), bytes(32), bytes(20), bytes(32))
+
+    good = Block(header(merkle_root(list(txs))), txs)
+    good.check_shape()
+    calls = []
+    real = chain_types.merkle_root
+    monkeypatch.setattr(chain_types, "merkle_root", lambda items: calls.append(1) or real(items))
+    good.check_shape()  # the same block again: remembered
+    Block(good.header, txs).check_shape()  # another block object, same txs tuple and root
+    assert calls == []
+    with pytest.raises(ShareChainError, match="tx_root"):
+        Block(header(bytes(32)), txs).check_shape()  # same txs, another root: checked
+    with pytest.raises(ShareChainError, match="tx_root"):
+        Block(good.header, txs[:4] + (b"x",)).check_shape()  # equal root, other txs
+    Block(good.header, tuple(list(txs))).check_shape()  # equal txs in a new tuple: checked
+    assert len(calls) == 3
