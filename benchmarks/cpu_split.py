@@ -24,6 +24,19 @@ import time
 Key = tuple[int, int]  # (pid, tid)
 
 
+def read_stat(path: str) -> tuple[str, list[str]] | None:
+    """(name, fields after the name) of a /proc ``stat`` file, or None once it is gone. The
+    name sits in parentheses and may itself hold spaces or parentheses, hence the split at
+    the last ")". Field 1 is the parent pid, 11 and 12 the user and system clock ticks."""
+    try:
+        with open(path) as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    head, _, rest = stat.rpartition(")")
+    return head[head.find("(") + 1:], rest.split()
+
+
 def process_table() -> dict[int, tuple[int, list[str]]]:
     """pid -> (parent pid, argv) of every process /proc lets us read."""
     table: dict[int, tuple[int, list[str]]] = {}
@@ -33,11 +46,11 @@ def process_table() -> dict[int, tuple[int, list[str]]]:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as fh:
                 argv = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
-            with open(f"/proc/{pid}/stat") as fh:
-                parent = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
+        except OSError:
             continue
-        table[int(pid)] = (parent, argv)
+        stat = read_stat(f"/proc/{pid}/stat")
+        if stat is not None:
+            table[int(pid)] = (int(stat[1][1]), argv)
     return table
 
 
@@ -57,11 +70,10 @@ def with_descendants(roots: dict[int, str],
 
 def process_ticks(pid: int) -> int:
     """User + system clock ticks of a whole process, all its threads; 0 once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-    except OSError:
+    stat = read_stat(f"/proc/{pid}/stat")
+    if stat is None:
         return 0
+    fields = stat[1]
     return int(fields[11]) + int(fields[12])
 
 
@@ -90,13 +102,10 @@ def thread_times(pids: dict[int, str]) -> dict[Key, tuple[str, str, int, int]]:
         except OSError:
             continue
         for tid in tids:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/stat") as fh:
-                    stat = fh.read()
-            except OSError:
+            stat = read_stat(f"/proc/{pid}/task/{tid}/stat")
+            if stat is None:
                 continue
-            name = stat[stat.index("(") + 1:stat.rindex(")")]
-            fields = stat.rsplit(")", 1)[1].split()
+            name, fields = stat
             thread = "main" if int(tid) == pid else name
             out[(pid, int(tid))] = (node, thread, int(fields[11]), int(fields[12]))
     return out

@@ -129,7 +129,6 @@ def test_event_stream_reports_blocks(node, client: Client):
 
 def test_start_with_profile_writes_the_main_threads_statistics_at_stop(tmp_path):
     import pstats
-    import time
 
     from sharechain.node.launcher import NodeProcess
     from tests.conftest import new_node_home
@@ -140,10 +139,7 @@ def test_start_with_profile_writes_the_main_threads_statistics_at_stop(tmp_path)
         with Client(proc.url) as c:
             res = c.send(alice, bob.bech32, 7)
             assert res["status"] == "committed"
-            deadline = time.monotonic() + 20
-            while c.get("/v1/status")["height"] < res["height"] + 2:  # a few more blocks
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+            c.wait_for_height(res["height"] + 2, timeout_s=20)  # a few more blocks
         assert not out.exists(), "written when the node stops, not before"
     finally:
         assert proc.stop() == 0

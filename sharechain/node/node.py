@@ -344,7 +344,7 @@ def run(main: Coroutine[Any, Any, None], profile: Path | None = None) -> None:
     finally:
         profiler.disable()
         profiler.dump_stats(str(profile))
-        log.info("CPU profile of the main thread written to %s", profile)
+        log.info("profile of the main thread (wall time) written to %s", profile)
 
 
 def _run_loop(main: Coroutine[Any, Any, None]) -> None:
