@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import cborx
 import httpx
 import pytest
@@ -145,3 +147,29 @@ def test_start_with_profile_writes_the_main_threads_statistics_at_stop(tmp_path)
         assert proc.stop() == 0
     names = {func[2] for func in pstats.Stats(str(out)).stats}  # type: ignore[attr-defined]
     assert {"commit_block", "deliver_tx"} <= names
+
+
+def test_devnet_prints_its_try_lines_only_once_the_api_answers(tmp_path):
+    import subprocess
+    import sys
+
+    from sharechain.node.launcher import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "sharechain.cli.main", "devnet", "--home",
+                             str(tmp_path / "dn"), "--api-port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True,
+                            env={**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"})
+    try:
+        lines = []
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if "Stop with Ctrl-C" in line:
+                break
+        assert any(line.startswith("Try:") for line in lines), "".join(lines)
+        with Client(f"http://127.0.0.1:{port}") as c:  # at once, no retry
+            assert c.status()["height"] >= 0
+    finally:
+        proc.terminate()
+        assert proc.wait(20) == 0

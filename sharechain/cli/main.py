@@ -278,13 +278,17 @@ def devnet(home: Path = typer.Option(Path(".devnet"), help="Devnet folder."),
               else "solo validator")
     console.print(f"chain [bold]{node.chain.chain_id}[/bold] at height {node.chain.height()}, "
                   f"{engine}, a block every {node.genesis.consensus.block_interval_ms} ms")
-    console.print(f"API:       {url}/v1/status")
-    console.print(f"API docs:  {url}/docs")
-    console.print(f"Events:    {url}/v1/events")
-    console.print(f"Try:       SHARECHAIN_KEYRING={home}/keys SHARECHAIN_PASSPHRASE=devnet "
-                  f"sharechain tx bank send alice bob 25")
-    console.print("Stop with Ctrl-C; state is kept in " + str(home) + " (use --reset to start over).")
-    run_node(node.run())
+
+    def serving() -> None:  # printed once the API accepts connections, so "Try" works
+        console.print(f"API:       {url}/v1/status")
+        console.print(f"API docs:  {url}/docs")
+        console.print(f"Events:    {url}/v1/events")
+        console.print(f"Try:       SHARECHAIN_KEYRING={home}/keys SHARECHAIN_PASSPHRASE=devnet "
+                      f"sharechain tx bank send alice bob 25")
+        console.print("Stop with Ctrl-C; state is kept in " + str(home)
+                      + " (use --reset to start over).")
+
+    run_node(node.run(on_serving=serving))
 
 
 def _mount_optional() -> None:

@@ -13,7 +13,7 @@ import logging
 import signal
 import time
 from collections import defaultdict
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +171,9 @@ class Node:
             return _DriverRunner(driver)
         raise ValueError(f"unknown consensus engine {self.config.engine!r}")
 
-    async def run(self) -> None:
+    async def run(self, on_serving: Callable[[], None] | None = None) -> None:
+        """Serve until stopped. ``on_serving`` is called once the API accepts connections
+        (a CLI prints its "try this" lines then, not before the port is open)."""
         import uvicorn
 
         from sharechain.api.server import create_app
@@ -199,6 +201,7 @@ class Node:
                 pass
         engine_task = asyncio.create_task(self.engine.run(), name="consensus")
         api_task = asyncio.create_task(server.serve(), name="api")
+        serving_task = asyncio.create_task(_when_serving(server, on_serving), name="api-up")
         log.info("node %s: chain %s at height %d, API on http://%s:%d", self.config.moniker,
                  self.chain.chain_id, self.chain.height(), self.config.api_host,
                  self.config.api_port)
@@ -207,10 +210,11 @@ class Node:
                                      return_when=asyncio.FIRST_COMPLETED)
         self.engine.stop()
         server.should_exit = True
+        serving_task.cancel()
         for t in (engine_task, api_task):
             if t in done and t.exception() is not None:
                 log.error("task %s failed: %r", t.get_name(), t.exception())
-        await asyncio.gather(engine_task, api_task, return_exceptions=True)
+        await asyncio.gather(engine_task, api_task, serving_task, return_exceptions=True)
         stop_task.cancel()
         if self.p2p is not None:
             await self.p2p.stop()
@@ -306,6 +310,15 @@ class _DriverRunner:
 
 
 GC_GEN0_THRESHOLD = 50_000
+
+
+async def _when_serving(server: Any, callback: Callable[[], None] | None) -> None:
+    """Call ``callback`` once uvicorn's ``server`` has bound its socket."""
+    if callback is None:
+        return
+    while not server.started:
+        await asyncio.sleep(0.02)
+    callback()
 
 
 def tune_gc() -> None:
