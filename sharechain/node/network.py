@@ -165,6 +165,7 @@ class NodeNetwork:
         self.relay = ConsensusRelay(self.peers)
         self._tx_seen: BoundedMap[bytes, None] = BoundedMap(SEEN_LEN_MAX)
         self._tx_out: list[tuple[bytes, bytes, str | None]] = []  # (hash, raw, source peer)
+        self._tx_out_ready = asyncio.Event()  # set while _tx_out holds something
         self._tx_wanted: BoundedMap[bytes, float] = BoundedMap(SEEN_LEN_MAX)  # hash -> asked at
         # Gossiped batches wait here for admission, which one task does in arrival order
         # (a sender's nonces stay in order) while the loop runs on during verification.
@@ -218,7 +219,12 @@ class NodeNetwork:
     # ---------------------------------------------------------------- tx gossip
     def tx_admitted_locally(self, raw: bytes, tx_hash: bytes) -> None:
         if self._tx_seen.add_new(tx_hash, None):
-            self._tx_out.append((tx_hash, raw, None))
+            self._queue_out(tx_hash, raw, None)
+
+    def _queue_out(self, tx_hash: bytes, raw: bytes, source: str | None) -> None:
+        if not self._tx_out:
+            self._tx_out_ready.set()
+        self._tx_out.append((tx_hash, raw, source))
 
     def _on_txs(self, peer_id: str, payload: bytes) -> None:
         try:
@@ -294,17 +300,27 @@ class NodeNetwork:
                 continue
             for (h, raw), res in zip(fresh, mempool.admit_many(parsed)):
                 if not isinstance(res, ShareChainError):
-                    self._tx_out.append((h, raw, peer_id))
+                    self._queue_out(h, raw, peer_id)
                 elif res.code in INVALID_TX_CODES:
                     self._bad(peer_id, f"gossiped an invalid tx ({res.code})", BAD_TX_POINTS)
                 elif res.code in TRANSIENT_TX_CODES:
                     self._tx_seen.pop(h)  # may become admissible: accept it again later
 
     async def _gossip_loop(self) -> None:
+        """Flush queued txs to peers, at most once per ``TX_GOSSIP_FLUSH_S``: a tx that
+        comes after a quiet spell goes out at once, and under load the txs of each interval
+        go out together. An idle node does not wake for it."""
+        loop = asyncio.get_running_loop()
+        last = -TX_GOSSIP_FLUSH_S
         while True:
-            await asyncio.sleep(TX_GOSSIP_FLUSH_S)
-            if self._tx_out:
-                out, self._tx_out = self._tx_out, []
+            await self._tx_out_ready.wait()
+            wait = last + TX_GOSSIP_FLUSH_S - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._tx_out_ready.clear()
+            out, self._tx_out = self._tx_out, []
+            last = loop.time()
+            if out:
                 self._flush(out)
 
     def _flush(self, out: list[tuple[bytes, bytes, str | None]]) -> None:
