@@ -21,11 +21,11 @@ if __name__ == "__main__":
     if "--validators" not in args:
         args += ["--validators", "4"]
     if "--block-interval-ms" not in args:
-        args += ["--block-interval-ms", "300"]
+        args += ["--block-interval-ms", "200"]
     if "--block-txs-max" not in args:
         args += ["--block-txs-max", "3000"]
     if "--rate" not in args:
-        args += ["--rate", "3600"]
+        args += ["--rate", "3200"]
     if "--lanes" not in args:
         args += ["--lanes", "4"]
     throughput.main(args)
