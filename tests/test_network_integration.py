@@ -329,3 +329,86 @@ def test_full_node_catching_up_on_full_blocks_keeps_answering_its_api(tmp_path):
         net.assert_same_chain([0, 1], top)
     finally:
         net.stop()
+
+
+def _free_port_run(n: int) -> int:
+    """A base port such that base .. base + n - 1 are all free on loopback now."""
+    import random
+    import socket
+
+    for _ in range(200):
+        base = random.randrange(20_000, 60_000 - n)
+        socks = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no run of free ports found")
+
+
+def _pids_mentioning(text: str) -> list[int]:
+    """Live processes whose command line contains ``text``."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if text.encode() in f.read():
+                        out.append(int(entry))
+            except OSError:
+                pass
+    return out
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds node processes through /proc")
+@pytest.mark.parametrize("stop_signal", ["SIGINT", "SIGTERM"])
+def test_localnet_starts_four_validators_and_stops_them_all(tmp_path, stop_signal):
+    """`sharechain localnet`: four validator processes that reach consensus, all stopped by
+    Ctrl-C and by SIGTERM alike, none left running without a parent."""
+    import signal
+    import subprocess
+    import sys
+
+    root = tmp_path / "ln"
+    api = _free_port_run(4)
+    p2p = _free_port_run(4)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sharechain.cli.main", "localnet", "--validators", "4",
+         "--dir", str(root), "--base-api-port", str(api), "--base-p2p-port", str(p2p),
+         "--block-interval-ms", "300"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, "localnet exited early"
+            assert time.monotonic() < deadline, "the localnet did not reach height 2"
+            try:
+                st = [httpx.get(f"http://127.0.0.1:{api + i}/v1/status", timeout=2).json()
+                      for i in range(4)]
+                if all(s["height"] >= 2 and s["peers"] == 3 for s in st):
+                    break
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            time.sleep(0.3)
+        assert len(_pids_mentioning(str(root / "node"))) == 4
+        proc.send_signal(getattr(signal, stop_signal))
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0
+        assert b"stopped" in out
+        assert _pids_mentioning(str(root / "node")) == [], "a node outlived the localnet"
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{api}/v1/status", timeout=2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in _pids_mentioning(str(root / "node")):
+            os.kill(pid, signal.SIGKILL)

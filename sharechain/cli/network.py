@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -63,10 +64,15 @@ def register(app: typer.Typer) -> None:
             write_testnet(root, validators, base_p2p_port=base_p2p_port,
                           base_api_port=base_api_port, block_interval_ms=block_interval_ms)
         procs = [NodeProcess(Home(root / f"node{i}")) for i in range(validators)]
-        for p in procs:
-            p.start(wait=False)
-        console.print(f"localnet of {validators} validators in {root}; Ctrl-C stops them")
+        # The nodes run in sessions of their own (a terminal's Ctrl-C reaches only this
+        # process), so this process must outlive every way of being asked to stop: SIGTERM
+        # (kill, a service manager, a CI timeout) and SIGHUP (the terminal closed) stop the
+        # nodes as Ctrl-C does, instead of leaving them running with no parent.
+        previous = {sig: signal.signal(sig, _interrupt) for sig in _STOP_SIGNALS}
         try:
+            for p in procs:
+                p.start(wait=False)
+            console.print(f"localnet of {validators} validators in {root}; Ctrl-C stops them")
             with Live(_table(procs), console=console, refresh_per_second=2) as live:
                 while True:
                     time.sleep(1)
@@ -74,9 +80,26 @@ def register(app: typer.Typer) -> None:
         except KeyboardInterrupt:
             pass
         finally:
+            # A second Ctrl-C or SIGTERM now would cut the stop short and orphan nodes.
+            previous.setdefault(signal.SIGINT, signal.getsignal(signal.SIGINT) or signal.SIG_DFL)
+            for sig in (*_STOP_SIGNALS, signal.SIGINT):
+                signal.signal(sig, signal.SIG_IGN)
+            for p in procs:  # all asked at once; each then gets its own time to finish
+                if p.proc is not None and p.proc.poll() is None:
+                    p.proc.send_signal(signal.SIGTERM)
             for p in procs:
                 p.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             console.print("stopped")
+
+
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                      if hasattr(signal, name))
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _table(procs: list) -> Table:
