@@ -173,3 +173,31 @@ def test_devnet_prints_its_try_lines_only_once_the_api_answers(tmp_path):
     finally:
         proc.terminate()
         assert proc.wait(20) == 0
+
+
+def test_node_stops_cleanly_on_a_closed_terminal_and_keeps_its_chain(tmp_path):
+    """SIGHUP (the terminal closed) stops a node as Ctrl-C and SIGTERM do: exit code 0, and
+    on restart the chain is where it was."""
+    import signal
+
+    from sharechain.node.launcher import NodeProcess
+    from tests.conftest import new_node_home
+
+    home = new_node_home(tmp_path)
+    proc = NodeProcess(home).start()
+    try:
+        with Client(proc.url) as c:
+            res = c.send(alice, bob.bech32, 9)
+            height = c.status()["height"]
+        assert proc.proc is not None
+        proc.proc.send_signal(signal.SIGHUP)
+        assert proc.proc.wait(20) == 0
+    finally:
+        proc.stop()
+    proc = NodeProcess(home).start()
+    try:
+        with Client(proc.url) as c:
+            assert c.status()["height"] >= height
+            assert c.tx(res["hash"])["height"] == res["height"]
+    finally:
+        assert proc.stop() == 0

@@ -194,7 +194,8 @@ class Node:
             api, host=self.config.api_host, port=self.config.api_port, log_level="warning",
             lifespan="off", access_log=False))
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # Ctrl-C, SIGTERM and a closed terminal (SIGHUP) all stop the node cleanly.
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):
             try:
                 self.loop.add_signal_handler(sig, self.request_stop)
             except (NotImplementedError, RuntimeError):
