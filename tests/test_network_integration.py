@@ -403,6 +403,9 @@ def test_localnet_starts_four_validators_and_stops_them_all(tmp_path, stop_signa
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0
         assert b"stopped" in out
+        # Not a terminal: plain status lines naming every node instead of a redrawn table.
+        assert any(all(f"node{i} ".encode() in line for i in range(4))
+                   for line in out.splitlines())
         assert _pids_mentioning(str(root / "node")) == [], "a node outlived the localnet"
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{api}/v1/status", timeout=2)

@@ -73,10 +73,15 @@ def register(app: typer.Typer) -> None:
             for p in procs:
                 p.start(wait=False)
             console.print(f"localnet of {validators} validators in {root}; Ctrl-C stops them")
-            with Live(_table(procs), console=console, refresh_per_second=2) as live:
+            if console.is_terminal:
+                with Live(_table(procs), console=console, refresh_per_second=2) as live:
+                    while True:
+                        time.sleep(1)
+                        live.update(_table(procs))
+            else:  # a log file or a pipe: a plain status line now and then, not a redrawn table
                 while True:
-                    time.sleep(1)
-                    live.update(_table(procs))
+                    console.print(_status_line(procs), soft_wrap=True)
+                    time.sleep(PLAIN_STATUS_INTERVAL_S)
         except KeyboardInterrupt:
             pass
         finally:
@@ -100,6 +105,23 @@ _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+PLAIN_STATUS_INTERVAL_S = 5.0
+
+
+def _status_line(procs: list) -> str:
+    """One line for all nodes: ``node0 h=12 peers=3 mempool=0 | node1 …``."""
+    parts = []
+    for p in procs:
+        try:
+            s = httpx.get(p.url + "/v1/status", timeout=0.5).json()
+            parts.append(f"{p.home.path.name} h={s['height']} peers={s['peers']} "
+                         f"mempool={s['mempool_txs']}")
+        except (httpx.HTTPError, ValueError, KeyError):
+            alive = p.proc is not None and p.proc.poll() is None
+            parts.append(f"{p.home.path.name} {'starting' if alive else 'exited'}")
+    return time.strftime("%H:%M:%S ") + " | ".join(parts)
 
 
 def _table(procs: list) -> Table:
