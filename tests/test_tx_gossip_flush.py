@@ -1,5 +1,6 @@
-"""The tx gossip flush: a tx after a quiet spell goes out at once, txs that come while a
-flush is recent wait and go out together, and an idle node's flush task sleeps."""
+"""Tx gossip: the flush (a tx after a quiet spell goes out at once, txs that come while a
+flush is recent wait and go out together, an idle node's flush task sleeps) and the answer
+to a "want" (each pooled tx at most once per peer and connection)."""
 
 from __future__ import annotations
 
@@ -54,3 +55,30 @@ async def _run(monkeypatch) -> None:
 
 def test_tx_gossip_flushes_at_once_after_quiet_and_batches_under_load(monkeypatch):
     asyncio.run(_run(monkeypatch))
+
+
+def test_a_want_is_answered_once_per_tx_and_peer():
+    from sharechain.encoding import decode, encode
+    from sharechain.node.network import CHANNEL_MEMPOOL
+
+    pooled = {b"a" * 32: SimpleNamespace(raw=b"raw-a"), b"b" * 32: SimpleNamespace(raw=b"raw-b")}
+    net = NodeNetwork(SimpleNamespace(chain=SimpleNamespace(  # type: ignore[arg-type]
+                          mempool=SimpleNamespace(get=pooled.get))),
+                      PeerManagerConfig(listen=False, network_id="gossip-unit"),
+                      nacl.signing.SigningKey.generate())
+    sent: list[tuple[str, int, bytes]] = []
+    net.peers.send = lambda peer, ch, payload: sent.append((peer, ch, payload)) or True  # type: ignore[method-assign]
+
+    def want(peer: str, *hashes: bytes) -> list[bytes]:
+        sent.clear()
+        net._on_txs(peer, encode({"t": "want", "items": list(hashes)}))
+        assert all(p == peer and ch == CHANNEL_MEMPOOL for p, ch, _ in sent)
+        return [raw for _, _, payload in sent for raw in decode(payload)["items"]]
+
+    assert want("p1", b"a" * 32, b"c" * 32) == [b"raw-a"], "c is not pooled here"
+    assert want("p1", b"a" * 32) == [], "each tx is sent to a peer once"
+    assert want("p1", b"a" * 32, b"b" * 32) == [b"raw-b"]
+    assert want("p2", b"a" * 32) == [b"raw-a"], "another peer gets it once too"
+    assert net.stats["tx_wants_refused"] == 2
+    net._on_disconnected("p1")
+    assert want("p1", b"a" * 32) == [b"raw-a"], "a new connection starts afresh"

@@ -61,6 +61,7 @@ TX_GOSSIP_BATCH_MAX = 512
 TX_HASHES_MAX = 4096  # hashes in one have/want message
 TX_WANT_TIMEOUT_S = 2.0  # ask another announcer when a requested tx has not come
 TX_GOSSIP_FLUSH_S = 0.02
+TX_SERVED_MAX = 32_768  # hashes remembered per peer as sent to it in answer to a "want"
 STATUS_INTERVAL_S = 1.0
 SYNC_WINDOW = 64
 SYNC_REQUEST_TIMEOUT_S = 5.0
@@ -167,6 +168,11 @@ class NodeNetwork:
         self._tx_out: list[tuple[bytes, bytes, str | None]] = []  # (hash, raw, source peer)
         self._tx_out_ready = asyncio.Event()  # set while _tx_out holds something
         self._tx_wanted: BoundedMap[bytes, float] = BoundedMap(SEEN_LEN_MAX)  # hash -> asked at
+        # Per peer, the txs already sent to it in answer to a "want": each is sent once per
+        # connection, so a peer cannot make this node send the same txs again and again (a
+        # 128 KiB "want" can draw ~600 KiB of txs). The hot path pays nothing for it: a
+        # full mesh rarely asks, since whole txs usually arrive before their announcements.
+        self._tx_served: dict[str, BoundedMap[bytes, None]] = {}
         # Gossiped batches wait here for admission, which one task does in arrival order
         # (a sender's nonces stay in order) while the loop runs on during verification.
         self._tx_in: asyncio.Queue[tuple[str, list[tuple[bytes, bytes]]]] = asyncio.Queue(
@@ -179,7 +185,7 @@ class NodeNetwork:
         self.on_synced_block: Callable[[], None] | None = None
         self.stats = {"txs_gossiped_in": 0, "txs_gossiped_out": 0, "tx_hashes_announced": 0,
                       "txs_requested": 0, "blocks_synced": 0, "bad_peer_msgs": 0,
-                      "tx_batches_dropped": 0}
+                      "tx_batches_dropped": 0, "tx_wants_refused": 0}
 
     def peer_count(self) -> int:
         return len(self.peers.peer_ids())
@@ -203,6 +209,7 @@ class NodeNetwork:
 
     def _on_disconnected(self, peer_id: str) -> None:
         self.peer_heights.pop(peer_id, None)
+        self._tx_served.pop(peer_id, None)
 
     def _on_message(self, peer_id: str, channel: int, payload: bytes) -> None:
         if channel == CHANNEL_CONSENSUS:
@@ -266,8 +273,17 @@ class NodeNetwork:
             self.peers.send(peer_id, CHANNEL_MEMPOOL, encode({"t": "want", "items": want}))
 
     def _on_want(self, peer_id: str, hashes: list[bytes]) -> None:
+        served = self._tx_served.get(peer_id)
+        if served is None:
+            served = self._tx_served[peer_id] = BoundedMap(TX_SERVED_MAX)
         pool = self.chain.mempool
-        raws = [tx.raw for h in hashes if (tx := pool.get(h)) is not None]
+        raws = []
+        for h in hashes:
+            if h in served:
+                self.stats["tx_wants_refused"] += 1
+            elif (tx := pool.get(h)) is not None:
+                served.put(h, None)
+                raws.append(tx.raw)
         for i in range(0, len(raws), TX_GOSSIP_BATCH_MAX):
             self.peers.send(peer_id, CHANNEL_MEMPOOL,
                             encode({"t": "txs", "items": raws[i:i + TX_GOSSIP_BATCH_MAX]}))
