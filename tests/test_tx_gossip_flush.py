@@ -67,7 +67,15 @@ def test_a_want_is_answered_once_per_tx_and_peer():
                       PeerManagerConfig(listen=False, network_id="gossip-unit"),
                       nacl.signing.SigningKey.generate())
     sent: list[tuple[str, int, bytes]] = []
-    net.peers.send = lambda peer, ch, payload: sent.append((peer, ch, payload)) or True  # type: ignore[method-assign]
+    queue_full = [False]
+
+    def send(peer: str, ch: int, payload: bytes) -> bool:
+        if queue_full[0]:
+            return False
+        sent.append((peer, ch, payload))
+        return True
+
+    net.peers.send = send  # type: ignore[method-assign]
 
     def want(peer: str, *hashes: bytes) -> list[bytes]:
         sent.clear()
@@ -75,10 +83,13 @@ def test_a_want_is_answered_once_per_tx_and_peer():
         assert all(p == peer and ch == CHANNEL_MEMPOOL for p, ch, _ in sent)
         return [raw for _, _, payload in sent for raw in decode(payload)["items"]]
 
-    assert want("p1", b"a" * 32, b"c" * 32) == [b"raw-a"], "c is not pooled here"
+    queue_full[0] = True
+    assert want("p1", b"a" * 32) == []  # not queued: it may be asked for again
+    queue_full[0] = False
+    assert want("p1", b"a" * 32, b"a" * 32, b"c" * 32) == [b"raw-a"], "once; c is not pooled"
     assert want("p1", b"a" * 32) == [], "each tx is sent to a peer once"
     assert want("p1", b"a" * 32, b"b" * 32) == [b"raw-b"]
     assert want("p2", b"a" * 32) == [b"raw-a"], "another peer gets it once too"
-    assert net.stats["tx_wants_refused"] == 2
+    assert net.stats["tx_wants_refused"] == 3
     net._on_disconnected("p1")
     assert want("p1", b"a" * 32) == [b"raw-a"], "a new connection starts afresh"

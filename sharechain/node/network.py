@@ -277,16 +277,19 @@ class NodeNetwork:
         if served is None:
             served = self._tx_served[peer_id] = BoundedMap(TX_SERVED_MAX)
         pool = self.chain.mempool
-        raws = []
+        picked: list[tuple[bytes, bytes]] = []
         for h in hashes:
-            if h in served:
+            if h in served:  # sent already (or asked twice in this request)
                 self.stats["tx_wants_refused"] += 1
             elif (tx := pool.get(h)) is not None:
                 served.put(h, None)
-                raws.append(tx.raw)
-        for i in range(0, len(raws), TX_GOSSIP_BATCH_MAX):
-            self.peers.send(peer_id, CHANNEL_MEMPOOL,
-                            encode({"t": "txs", "items": raws[i:i + TX_GOSSIP_BATCH_MAX]}))
+                picked.append((h, tx.raw))
+        for i in range(0, len(picked), TX_GOSSIP_BATCH_MAX):
+            chunk = picked[i:i + TX_GOSSIP_BATCH_MAX]
+            if not self.peers.send(peer_id, CHANNEL_MEMPOOL,
+                                   encode({"t": "txs", "items": [raw for _, raw in chunk]})):
+                for h, _ in chunk:  # not queued (the peer's queue is full): it may ask again
+                    served.pop(h)
 
     def _on_full_txs(self, peer_id: str, raws: list[bytes]) -> None:
         seen = self._tx_seen
