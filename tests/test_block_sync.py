@@ -237,3 +237,44 @@ def test_a_block_consensus_commits_during_the_signature_check_is_not_applied_twi
         assert not reports, "a block that stopped being next is not the peer's fault"
     finally:
         chain.close()
+
+
+def test_a_block_request_is_served_only_when_the_answer_can_be_queued(history, monkeypatch):
+    """A peer that asks faster than it reads gets no answer, and costs no block read."""
+    import sharechain.node.network as network_mod
+    from sharechain.encoding import decode, encode
+
+    reads: list[int] = []
+
+    def block_raw(h: int) -> bytes | None:
+        reads.append(h)
+        return history[h - 1][0] if 1 <= h <= N_BLOCKS else None
+
+    store = SimpleNamespace(block_raw=block_raw,
+                            commit_raw=lambda h: history[h - 1][1] if 1 <= h <= N_BLOCKS else None)
+    net = NodeNetwork(SimpleNamespace(chain=SimpleNamespace(store=store)),  # type: ignore[arg-type]
+                      PeerManagerConfig(listen=False, network_id=CID),
+                      nacl.signing.SigningKey.generate())
+    assert net.peers.queue_room(PEER) == 0, "not connected: no room"
+    room = [8 * 1024 * 1024]
+    sent: list[dict] = []
+    net.peers.queue_room = lambda peer_id: room[0]  # type: ignore[method-assign]
+    net.peers.send = lambda peer_id, ch, payload: sent.append(decode(payload)) or True  # type: ignore[method-assign]
+
+    def get(height: int) -> None:
+        net._on_sync(PEER, encode({"t": "get", "height": height}))
+
+    get(3)
+    assert [(m["t"], m["height"], m["block"]) for m in sent] == [("block", 3, history[2][0])]
+    get(N_BLOCKS + 5)
+    assert sent[-1] == {"t": "none", "height": N_BLOCKS + 5}
+    sent.clear()
+    reads.clear()
+    room[0] = network_mod.SYNC_REPLY_ROOM_MIN - 1  # the peer's queue is (nearly) full
+    get(3)
+    assert sent == [] and reads == [], "refused before reading the block"
+    monkeypatch.setattr(network_mod, "SYNC_REPLY_ROOM_MIN", 1)
+    room[0] = len(history[2][0]) // 2  # room, but not for this block
+    get(3)
+    assert sent == [] and reads == [3]
+    assert net.stats["sync_gets_refused"] == 2

@@ -66,6 +66,7 @@ STATUS_INTERVAL_S = 1.0
 SYNC_WINDOW = 64
 SYNC_REQUEST_TIMEOUT_S = 5.0
 SYNC_MSG_BYTES_MAX = 40 * 1024 * 1024
+SYNC_REPLY_ROOM_MIN = 64 * 1024  # a block request is not served into a fuller peer queue
 BAD_TX_POINTS = 10
 BAD_BLOCK_POINTS = 50
 BAD_MESSAGE_POINTS = 20
@@ -185,7 +186,7 @@ class NodeNetwork:
         self.on_synced_block: Callable[[], None] | None = None
         self.stats = {"txs_gossiped_in": 0, "txs_gossiped_out": 0, "tx_hashes_announced": 0,
                       "txs_requested": 0, "blocks_synced": 0, "bad_peer_msgs": 0,
-                      "tx_batches_dropped": 0, "tx_wants_refused": 0}
+                      "tx_batches_dropped": 0, "tx_wants_refused": 0, "sync_gets_refused": 0}
 
     def peer_count(self) -> int:
         return len(self.peers.peer_ids())
@@ -386,10 +387,22 @@ class NodeNetwork:
         if kind == "status":
             self.peer_heights[peer_id] = height
         elif kind == "get":
+            # A request is ~20 bytes and its answer up to a whole block: serve it only if the
+            # answer can be queued, so a peer that asks faster than it reads cannot make this
+            # node read and encode blocks only to drop them. It asks again after its timeout.
+            room = self.peers.queue_room(peer_id)
+            if room < SYNC_REPLY_ROOM_MIN:
+                self.stats["sync_gets_refused"] += 1
+                return
             raw = self.chain.store.block_raw(height)
             commit = self.chain.store.commit_raw(height)
-            reply = ({"t": "none", "height": height} if raw is None or commit is None else
-                     {"t": "block", "height": height, "block": raw, "commit": commit})
+            if raw is None or commit is None:
+                reply = {"t": "none", "height": height}
+            elif len(raw) + len(commit) + 64 > room:
+                self.stats["sync_gets_refused"] += 1
+                return
+            else:
+                reply = {"t": "block", "height": height, "block": raw, "commit": commit}
             self.peers.send(peer_id, CHANNEL_BLOCKSYNC, encode(reply))
         elif kind in ("block", "none"):
             pending = self._pending.get(height)

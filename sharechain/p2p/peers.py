@@ -571,6 +571,15 @@ class PeerManager:
     def peer_ids(self) -> list[str]:
         return sorted(self._peers)
 
+    def queue_room(self, peer_id: str) -> int:
+        """Bytes of messages that can still be queued for the peer now (0 if it is not
+        connected or its queue is full): lets a sender skip work whose result would be
+        dropped."""
+        peer = self._peers.get(peer_id)
+        if peer is None or peer.closing.is_set() or len(peer.queue) >= self._cfg.queue_len_max:
+            return 0
+        return max(0, self._cfg.queue_bytes_max - peer.queue_bytes)
+
     def peers(self) -> list[PeerInfo]:
         now = self._clock()
         rows = []
