@@ -7,7 +7,7 @@ import signal
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import httpx
 import typer
@@ -57,6 +57,7 @@ def register(app: typer.Typer) -> None:
                  block_interval_ms: int = 1000) -> None:
         """Start a BFT network of N node processes on loopback and show their status live."""
         from sharechain.node.launcher import NodeProcess
+        from sharechain.node.node import STOP_SIGNALS
         from sharechain.node.testnet import write_testnet
 
         root = dir or Path(tempfile.mkdtemp(prefix="sharechain-localnet-"))
@@ -65,10 +66,9 @@ def register(app: typer.Typer) -> None:
                           base_api_port=base_api_port, block_interval_ms=block_interval_ms)
         procs = [NodeProcess(Home(root / f"node{i}")) for i in range(validators)]
         # The nodes run in sessions of their own (a terminal's Ctrl-C reaches only this
-        # process), so this process must outlive every way of being asked to stop: SIGTERM
-        # (kill, a service manager, a CI timeout) and SIGHUP (the terminal closed) stop the
-        # nodes as Ctrl-C does, instead of leaving them running with no parent.
-        previous = {sig: signal.signal(sig, _interrupt) for sig in _STOP_SIGNALS}
+        # process), so every signal that stops a node stops this process through the same
+        # path as Ctrl-C, which stops the nodes, instead of leaving them without a parent.
+        previous = {sig: signal.signal(sig, _interrupt) for sig in STOP_SIGNALS}
         try:
             for p in procs:
                 p.start(wait=False)
@@ -85,9 +85,7 @@ def register(app: typer.Typer) -> None:
         except KeyboardInterrupt:
             pass
         finally:
-            # A second Ctrl-C or SIGTERM now would cut the stop short and orphan nodes.
-            previous.setdefault(signal.SIGINT, signal.getsignal(signal.SIGINT) or signal.SIG_DFL)
-            for sig in (*_STOP_SIGNALS, signal.SIGINT):
+            for sig in STOP_SIGNALS:  # a second signal now would cut the stop short
                 signal.signal(sig, signal.SIG_IGN)
             for p in procs:  # all asked at once; each then gets its own time to finish
                 if p.proc is not None and p.proc.poll() is None:
@@ -99,10 +97,6 @@ def register(app: typer.Typer) -> None:
             console.print("stopped")
 
 
-_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
-                      if hasattr(signal, name))
-
-
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -110,29 +104,40 @@ def _interrupt(signum: int, frame: object) -> None:
 PLAIN_STATUS_INTERVAL_S = 5.0
 
 
+def _status(p: Any) -> dict[str, Any] | None:
+    """The node's /v1/status, or None while it cannot answer."""
+    try:
+        s = httpx.get(p.url + "/v1/status", timeout=0.5).json()
+        return s if isinstance(s, dict) and {"height", "peers", "mempool_txs"} <= s.keys() else None
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def _down(p: Any) -> str:
+    return "starting" if p.proc is not None and p.proc.poll() is None else "exited"
+
+
 def _status_line(procs: list) -> str:
     """One line for all nodes: ``node0 h=12 peers=3 mempool=0 | node1 …``."""
     parts = []
     for p in procs:
-        try:
-            s = httpx.get(p.url + "/v1/status", timeout=0.5).json()
-            parts.append(f"{p.home.path.name} h={s['height']} peers={s['peers']} "
-                         f"mempool={s['mempool_txs']}")
-        except (httpx.HTTPError, ValueError, KeyError):
-            alive = p.proc is not None and p.proc.poll() is None
-            parts.append(f"{p.home.path.name} {'starting' if alive else 'exited'}")
+        s = _status(p)
+        parts.append(f"{p.home.path.name} " + (
+            _down(p) if s is None else
+            f"h={s['height']} peers={s['peers']} mempool={s['mempool_txs']}"))
     return time.strftime("%H:%M:%S ") + " | ".join(parts)
 
 
 def _table(procs: list) -> Table:
     t = Table("node", "pid", "height", "last block", "mempool", "peers", "api")
     for p in procs:
-        alive = p.proc is not None and p.proc.poll() is None
-        try:
-            s = httpx.get(p.url + "/v1/status", timeout=0.5).json()
-            t.add_row(p.home.path.name, str(p.proc.pid if p.proc else "-"), str(s["height"]),
-                      s["last_block_hash"][:12], str(s["mempool_txs"]), str(s["peers"]), p.url)
-        except (httpx.HTTPError, ValueError, KeyError):
-            t.add_row(p.home.path.name, str(p.proc.pid if p.proc else "-"),
-                      "starting" if alive else "[red]exited[/red]", "-", "-", "-", p.url)
+        s = _status(p)
+        pid = str(p.proc.pid if p.proc else "-")
+        if s is None:
+            down = _down(p)
+            t.add_row(p.home.path.name, pid, down if down == "starting" else f"[red]{down}[/red]",
+                      "-", "-", "-", p.url)
+        else:
+            t.add_row(p.home.path.name, pid, str(s["height"]), str(s.get("last_block_hash", ""))[:12],
+                      str(s["mempool_txs"]), str(s["peers"]), p.url)
     return t

@@ -67,6 +67,7 @@ SYNC_WINDOW = 64
 SYNC_REQUEST_TIMEOUT_S = 5.0
 SYNC_MSG_BYTES_MAX = 40 * 1024 * 1024
 SYNC_REPLY_ROOM_MIN = 64 * 1024  # a block request is not served into a fuller peer queue
+SYNC_REPLY_OVERHEAD = 64  # a block reply's bytes besides its block and commit (keys, headers)
 BAD_TX_POINTS = 10
 BAD_BLOCK_POINTS = 50
 BAD_MESSAGE_POINTS = 20
@@ -398,7 +399,7 @@ class NodeNetwork:
             commit = self.chain.store.commit_raw(height)
             if raw is None or commit is None:
                 reply = {"t": "none", "height": height}
-            elif len(raw) + len(commit) + 64 > room:
+            elif len(raw) + len(commit) + SYNC_REPLY_OVERHEAD > room:
                 self.stats["sync_gets_refused"] += 1
                 return
             else:

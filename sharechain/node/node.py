@@ -194,8 +194,7 @@ class Node:
             api, host=self.config.api_host, port=self.config.api_port, log_level="warning",
             lifespan="off", access_log=False))
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        # Ctrl-C, SIGTERM and a closed terminal (SIGHUP) all stop the node cleanly.
-        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):
+        for sig in STOP_SIGNALS:
             try:
                 self.loop.add_signal_handler(sig, self.request_stop)
             except (NotImplementedError, RuntimeError):
@@ -311,6 +310,11 @@ class _DriverRunner:
 
 
 GC_GEN0_THRESHOLD = 50_000
+
+# The signals that stop a node, or a localnet and its nodes, cleanly: Ctrl-C, SIGTERM (kill,
+# a service manager, a CI timeout) and SIGHUP (the terminal closed) where the OS has it.
+STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 async def _when_serving(server: Any, callback: Callable[[], None] | None) -> None:
