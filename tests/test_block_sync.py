@@ -278,3 +278,64 @@ def test_a_block_request_is_served_only_when_the_answer_can_be_queued(history, m
     get(3)
     assert sent == [] and reads == [3]
     assert net.stats["sync_gets_refused"] == 2
+
+
+def test_a_peer_that_claims_blocks_it_never_serves_stalls_sync_once(tmp_path, genesis, history,
+                                                                    monkeypatch):
+    """A liar's unanswered requests are asked again of another peer after the timeout, and
+    the liar is then left alone for a cooldown that doubles with each further timeout: it
+    costs the sync one timeout, not one per window, and its claimed height is not counted
+    while it cools down."""
+    import sharechain.node.network as network_mod
+    from sharechain.encoding import decode, encode
+
+    monkeypatch.setattr(network_mod, "SYNC_WINDOW", 4)
+    timeout = network_mod.SYNC_REQUEST_TIMEOUT_S
+    honest, liar = "b" * 40, "a" * 40  # the liar sorts first among the holders
+    clock = [1_000.0]
+    chain, _ = _target(tmp_path, genesis)
+
+    async def main() -> tuple[float, NodeNetwork, list[tuple[float, str, int]], list[bool]]:
+        net, reports = _network(chain)
+        net.clock = lambda: clock[0]
+        net.peer_heights.clear()
+        net.peer_heights.update({honest: N_BLOCKS, liar: 10**6})
+        asked: list[tuple[float, str, int]] = []
+        net.peers.send = lambda peer, ch, payload: asked.append(  # type: ignore[method-assign]
+            (clock[0], peer, decode(payload)["height"])) or True
+        answered, synced_at, syncing = 0, 0.0, []
+        # Each step advances the simulated clock by 50 ms; the honest peer answers at once.
+        while clock[0] < 1_000 + 120:
+            await net._sync_step()
+            for _, peer, h in asked[answered:]:
+                if peer == honest:
+                    block, commit = history[h - 1]
+                    net._on_sync(honest, encode({"t": "block", "height": h, "block": block,
+                                                 "commit": commit}))
+            answered = len(asked)
+            if not synced_at and chain.height() == N_BLOCKS:
+                synced_at = clock[0] - 1_000
+            if synced_at:
+                syncing.append(net.syncing)
+            clock[0] += 0.05
+        assert not reports, "a silent peer loses no score: it may be honest but busy"
+        return synced_at, net, asked, syncing
+
+    try:
+        took, net, asked, syncing = asyncio.run(main())
+    finally:
+        chain.close()
+    assert 0 < took < 2 * timeout, f"{took:.1f}s (simulated) to sync {N_BLOCKS} blocks"
+    assert net.stats["blocks_synced"] == N_BLOCKS
+    # Before the fix: 30.6 s, one timeout per window of 4 blocks.
+    liar_rounds = sorted({round(t - 1_000, 2) for t, p, _ in asked if p == liar})
+    # Asked at the start, then again after each cooldown: 5 s, then 10, 20, 40, ...
+    gaps = [b - a for a, b in zip(liar_rounds, liar_rounds[1:])]
+    assert len(liar_rounds) >= 3 and all(g2 > g1 for g1, g2 in zip(gaps, gaps[1:])), liar_rounds
+    strikes, left = net.sync_cooldown(liar)
+    assert strikes == len(liar_rounds) and left > 0
+    assert net.stats["sync_timeouts"] >= strikes
+    # Caught up with the honest peer, the node reports itself syncing only while it waits
+    # on the liar after a cooldown, not all the time.
+    assert sum(syncing) < len(syncing) / 2 and net.best_peer_height() == N_BLOCKS
+    assert net.sync_cooldown(honest) == (0, 0.0)

@@ -182,12 +182,53 @@ def test_hostile_peer_is_disconnected_and_honest_nodes_continue(tmp_path):
             conn.abort()
             return garbage_closed, junk_rejected
 
+        async def lie() -> dict:
+            """3. an authenticated peer that claims a far greater height and serves nothing:
+            after one request timeout it is left alone and its height is not counted."""
+            import nacl.signing
+
+            from sharechain.encoding import encode
+            from sharechain.p2p.secret_conn import node_id_from_pubkey
+
+            key = nacl.signing.SigningKey.generate()
+            liar_id = node_id_from_pubkey(bytes(key.verify_key))
+            # node1: node0 has banned 127.0.0.1 for the junk above
+            r, w = await asyncio.open_connection("127.0.0.1", net.p2p_ports[1])
+            conn = await handshake(r, w, key, net.homes[1].p2p_node_id(), 10,
+                                   network_id="net-test")
+            claim = bytes([CHANNEL_BLOCKSYNC]) + encode({"t": "status", "height": 10**6})
+            deadline = time.monotonic() + 30
+            try:
+                while True:
+                    await conn.send(claim)
+                    until = time.monotonic() + 0.5
+                    try:  # read and ignore whatever comes, block requests included
+                        while (left := until - time.monotonic()) > 0:
+                            await asyncio.wait_for(conn.recv(), left)
+                    except asyncio.TimeoutError:
+                        pass
+                    st = await asyncio.to_thread(net.status, 1)
+                    mine = [p for p in st["p2p"]["peers"] if p["id"] == liar_id]
+                    if mine and mine[0]["sync_cooldown_s"] > 0:
+                        return {"status": st, "liar": mine[0]}
+                    assert time.monotonic() < deadline, f"the liar was not set aside: {mine}"
+            finally:
+                conn.abort()
+
         garbage_closed, junk_rejected = asyncio.run(attack())
         assert garbage_closed and junk_rejected, "the hostile peer was cut off"
         h = net.height(0)
         net.wait_height([0, 1, 2, 3], h + 3, 60)
         peers = net.status(0)["p2p"]["peers"]
         assert len(peers) == 3, "only the honest validators stay connected"
+        seen = asyncio.run(lie())
+        assert seen["liar"]["sync_timeouts"] == 1 and seen["liar"]["height"] == 10**6
+        assert seen["status"]["p2p"]["best_peer_height"] < 10**6, "its claim is not counted"
+        assert seen["status"]["p2p"]["stats"]["sync_timeouts"] >= 1
+        assert all(p["sync_timeouts"] == 0 for p in seen["status"]["p2p"]["peers"]
+                   if p["id"] != seen["liar"]["id"])
+        h = net.height(1)
+        net.wait_height([0, 1, 2, 3], h + 2, 60)
     finally:
         net.stop()
 

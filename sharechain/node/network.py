@@ -23,6 +23,11 @@ Three channels ride on the authenticated peer connections of ``sharechain.p2p``:
   window; each block is applied only after its commit certificate verifies against the
   current validator set and the block validates against the local state (so a peer cannot
   feed a block that does not extend our chain). Then consensus continues from the new height.
+  A request unanswered within ``SYNC_REQUEST_TIMEOUT_S`` is asked again of another peer, and
+  the silent peer sits out a cooldown (asked for nothing, its height not counted) that
+  doubles with each further timeout and ends when it serves a block: a peer that announces
+  heights it never serves delays a catch-up by one timeout, not one per window. Silence
+  costs no score, as an honest peer may only be busy (see ``sync_gets_refused``).
   Applying a backlog never holds the event loop for more than one block: a block's tx
   signatures are checked in the signature worker processes while the loop runs on (or, on
   a node configured with no workers, on the loop for that block), and the loop gets a turn
@@ -65,6 +70,11 @@ TX_SERVED_MAX = 32_768  # hashes remembered per peer as sent to it in answer to 
 STATUS_INTERVAL_S = 1.0
 SYNC_WINDOW = 64
 SYNC_REQUEST_TIMEOUT_S = 5.0
+# A peer that lets a block request time out is asked for nothing, and its height is not
+# counted, for a cooldown that doubles with each further timeout (from the request timeout
+# up to this cap) and ends when it next serves a block.
+SYNC_COOLDOWN_MAX_S = 300.0
+SYNC_COOLDOWNS_MAX = 1024  # peers remembered with a cooldown (ids are free to make)
 SYNC_MSG_BYTES_MAX = 40 * 1024 * 1024
 SYNC_REPLY_ROOM_MIN = 64 * 1024  # a block request is not served into a fuller peer queue
 SYNC_REPLY_OVERHEAD = 64  # a block reply's bytes besides its block and commit (keys, headers)
@@ -180,14 +190,19 @@ class NodeNetwork:
         self._tx_in: asyncio.Queue[tuple[str, list[tuple[bytes, bytes]]]] = asyncio.Queue(
             TX_IN_BATCHES_MAX)
         self.peer_heights: dict[str, int] = {}
-        self._pending: dict[int, tuple[str, float]] = {}
+        self._pending: dict[int, tuple[str, float]] = {}  # height -> (asked peer, asked at)
+        # peer -> (timeouts since it last served a block, end of its cooldown); kept across
+        # reconnections, so a peer cannot shed its record by reconnecting.
+        self._sync_cooldown: BoundedMap[str, tuple[int, float]] = BoundedMap(SYNC_COOLDOWNS_MAX)
         self._received: dict[int, tuple[str, bytes, bytes]] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self.syncing = False
+        self.clock: Callable[[], float] = time.monotonic  # block sync's timeouts (tests set it)
         self.on_synced_block: Callable[[], None] | None = None
         self.stats = {"txs_gossiped_in": 0, "txs_gossiped_out": 0, "tx_hashes_announced": 0,
                       "txs_requested": 0, "blocks_synced": 0, "bad_peer_msgs": 0,
-                      "tx_batches_dropped": 0, "tx_wants_refused": 0, "sync_gets_refused": 0}
+                      "tx_batches_dropped": 0, "tx_wants_refused": 0, "sync_gets_refused": 0,
+                      "sync_timeouts": 0}
 
     def peer_count(self) -> int:
         return len(self.peers.peer_ids())
@@ -211,6 +226,8 @@ class NodeNetwork:
 
     def _on_disconnected(self, peer_id: str) -> None:
         self.peer_heights.pop(peer_id, None)
+        for h in [h for h, (p, _) in self._pending.items() if p == peer_id]:
+            del self._pending[h]  # asked again of another peer at the next step
         self._tx_served.pop(peer_id, None)
 
     def _on_message(self, peer_id: str, channel: int, payload: bytes) -> None:
@@ -415,13 +432,41 @@ class NodeNetwork:
                     # It announced this height and now says it has no such block.
                     self._bad(peer_id, "denied a block it announced", BAD_MESSAGE_POINTS)
             elif type(m.get("block")) is bytes and type(m.get("commit")) is bytes:
+                self._sync_cooldown.pop(peer_id)  # it serves again: its record is cleared
                 if height > self.chain.height():
                     self._received[height] = (peer_id, m["block"], m["commit"])
             else:
                 self._bad(peer_id, "malformed block reply", BAD_MESSAGE_POINTS)
 
     def best_peer_height(self) -> int:
-        return max(self.peer_heights.values(), default=0)
+        """The greatest height a peer announced, not counting peers in a sync cooldown."""
+        return max(self._sync_heights(self.clock()).values(), default=0)
+
+    def _sync_heights(self, now: float) -> dict[str, int]:
+        """Announced heights of the peers block sync may ask (those not cooling down)."""
+        cooling = self._sync_cooldown
+        if not len(cooling):
+            return self.peer_heights
+        return {p: h for p, h in self.peer_heights.items()
+                if now >= (cooling.get(p) or (0, 0.0))[1]}
+
+    def sync_cooldown(self, peer_id: str) -> tuple[int, float]:
+        """(request timeouts since the peer last served a block, seconds of cooldown left)."""
+        strikes, until = self._sync_cooldown.get(peer_id) or (0, 0.0)
+        return strikes, max(0.0, until - self.clock())
+
+    def _sync_timed_out(self, peer_id: str, now: float) -> None:
+        """A request to ``peer_id`` went unanswered. Requests sent before its cooldown
+        began time out together and count once."""
+        self.stats["sync_timeouts"] += 1
+        strikes, until = self._sync_cooldown.get(peer_id) or (0, 0.0)
+        if now < until:
+            return
+        strikes += 1
+        cooldown = min(SYNC_COOLDOWN_MAX_S, SYNC_REQUEST_TIMEOUT_S * 2 ** min(strikes - 1, 16))
+        self._sync_cooldown.put(peer_id, (strikes, now + cooldown))
+        log.info("peer %s left %d block request(s) unanswered; not asked for %.0f s",
+                 peer_id[:8], strikes, cooldown)
 
     async def _sync_loop(self) -> None:
         while True:
@@ -433,6 +478,13 @@ class NodeNetwork:
 
     async def _sync_step(self) -> None:
         ours = self.chain.height()
+        now = self.clock()
+        for h, (peer, at) in list(self._pending.items()):
+            if h <= ours:
+                del self._pending[h]  # committed meanwhile: its answer is no longer needed
+            elif now - at >= SYNC_REQUEST_TIMEOUT_S:
+                del self._pending[h]
+                self._sync_timed_out(peer, now)
         best = self.best_peer_height()
         self.syncing = best > ours + 1
         if best <= ours:
@@ -458,19 +510,20 @@ class NodeNetwork:
             del self._received[h]  # committed by consensus meanwhile
         if applied and self.on_synced_block is not None:
             self.on_synced_block()
-        # Request the window, spreading heights over peers that have them.
-        best = self.best_peer_height()
-        holders = sorted(p for p, h in self.peer_heights.items() if h > ours)
+        # Request the window, spreading heights over the peers that have them and are not
+        # cooling down after a timeout (a request that times out is asked again of another).
+        now = self.clock()
+        heights = self._sync_heights(now)
+        best = max(heights.values(), default=0)
+        holders = sorted(p for p, h in heights.items() if h > ours)
         if not holders:
             return
-        now = time.monotonic()
         for i, h in enumerate(range(ours + 1, min(best, ours + SYNC_WINDOW) + 1)):
-            if h in self._received:
+            if h in self._received or h in self._pending:
                 continue
-            pending = self._pending.get(h)
-            if pending is not None and now - pending[1] < SYNC_REQUEST_TIMEOUT_S:
-                continue
-            peer = holders[(i + (0 if pending is None else 1)) % len(holders)]
+            peer = holders[i % len(holders)]
+            if heights[peer] < h:
+                peer = next((p for p in holders if heights[p] >= h), peer)
             if self.peers.send(peer, CHANNEL_BLOCKSYNC, encode({"t": "get", "height": h})):
                 self._pending[h] = (peer, now)
 

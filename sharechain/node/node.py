@@ -129,9 +129,14 @@ class Node:
                            "direction": p.direction, "height": self.p2p.peer_heights.get(p.peer_id),
                            "connected_since_unix_s": int(p.connected_since_unix_s),
                            "bytes_in": p.bytes_in, "bytes_out": p.bytes_out,
-                           "msgs_dropped": p.msgs_dropped, "score": p.score, "rtt_ms": p.rtt_ms}
+                           "msgs_dropped": p.msgs_dropped, "score": p.score, "rtt_ms": p.rtt_ms,
+                           **self._sync_record(p.peer_id)}
                           for p in self.p2p.peers.peers()],
                 "stats": self.p2p.stats}
+
+    def _sync_record(self, peer_id: str) -> dict[str, Any]:
+        timeouts, cooldown = self.p2p.sync_cooldown(peer_id)  # type: ignore[union-attr]
+        return {"sync_timeouts": timeouts, "sync_cooldown_s": round(cooldown, 1)}
 
     def _make_network(self) -> Any:
         cfg = self.config
