@@ -42,6 +42,11 @@ class ShareChainError(Exception):
         return {"code": self.code, "message": self.message}
 
 
+class FatalError(ShareChainError):
+    """The node cannot go on and stops (its store is full, say): it exits non-zero with this
+    message, and after the operator's fix a restart resumes at the last committed block."""
+
+
 class DecodeError(ShareChainError):
     """Bytes that are not a valid canonical encoding of the expected schema."""
 

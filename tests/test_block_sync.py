@@ -339,3 +339,27 @@ def test_a_peer_that_claims_blocks_it_never_serves_stalls_sync_once(tmp_path, ge
     # on the liar after a cooldown, not all the time.
     assert sum(syncing) < len(syncing) / 2 and net.best_peer_height() == N_BLOCKS
     assert net.sync_cooldown(honest) == (0, 0.0)
+
+
+def test_a_full_store_during_block_sync_stops_the_node(tmp_path, genesis, history, monkeypatch):
+    """A fatal store error while applying a synced block stops the node (the same error a
+    consensus commit would raise), rather than being logged and tried again for ever."""
+    from sharechain.errors import FatalError
+
+    chain, _ = _target(tmp_path, genesis)
+    full = FatalError("store_full", "the store reached its size limit")
+    monkeypatch.setattr(chain.store, "commit_block", lambda w: (_ for _ in ()).throw(full))
+    failures: list[BaseException] = []
+
+    async def main() -> None:
+        net, reports = _network(chain)
+        net.node = SimpleNamespace(fail=failures.append)  # type: ignore[assignment]
+        net._received[1] = (PEER, *history[0])
+        await asyncio.wait_for(net._sync_loop(), 10)  # returns: it does not try again
+        assert not reports, "a full store is not the peer's fault"
+
+    try:
+        asyncio.run(main())
+        assert failures == [full] and chain.height() == 0
+    finally:
+        chain.close()

@@ -201,3 +201,72 @@ def test_node_stops_cleanly_on_a_closed_terminal_and_keeps_its_chain(tmp_path):
             assert c.tx(res["hash"])["height"] == res["height"]
     finally:
         assert proc.stop() == 0
+
+
+def test_a_full_store_stops_the_node_with_a_clear_error_and_a_larger_one_resumes(tmp_path):
+    """At its size limit (db_map_mib) the store writes nothing of the block that does not
+    fit: the node warns first, then stops with exit code 1 and says what to do. Restarted
+    with a larger limit it resumes at the last committed block, every committed tx kept."""
+    import re
+    import time
+
+    from sharechain.node.launcher import NodeProcess
+    from tests.conftest import new_node_home
+
+    home = new_node_home(tmp_path, db_map_mib=4)
+    proc = NodeProcess(home).start()
+    accepted: dict[int, str] = {}  # nonce -> tx hash
+    try:
+        assert proc.proc is not None
+        with Client(proc.url) as c:
+            nonce = c.next_nonce(alice)
+            deadline = time.monotonic() + 120
+            while proc.proc.poll() is None:
+                assert time.monotonic() < deadline, "the store never filled"
+                raws = [c.build_tx(alice, [("bank/send", {"to": bob.address, "amount": 1})],
+                                   nonce=nonce + i) for i in range(50)]
+                try:
+                    res = c.submit_batch(raws)
+                except (httpx.HTTPError, ShareChainError):
+                    break  # the node is stopping
+                accepted.update((nonce + i, r["hash"]) for i, r in enumerate(res["results"])
+                                if "hash" in r)
+                nonce += 50
+                time.sleep(0.05)  # blocks of ~50 txs: the store fills a little at a time
+        code = proc.proc.wait(60)
+    finally:
+        proc.stop()
+    log = proc.log_path.read_text()
+    assert code == 1, log[-2000:]
+    assert "error (store_full)" in log and "raise db_map_mib" in log
+    assert re.search(r"WARNING .*the store is 9\d % full \(\d+ of 4 MiB\)", log), \
+        "it warned before it stopped"
+    assert "Traceback" not in log
+
+    cfg = home.load_config()
+    cfg.db_map_mib = 64
+    home.save_config(cfg)
+    proc = NodeProcess(home).start()
+    try:
+        with Client(proc.url) as c:
+            st = c.status()
+            height = st["height"]
+            assert 3 * 2**20 < st["store"]["bytes_used"] < st["store"]["bytes_max"] == 64 * 2**20
+            n = c.account(alice.address)["nonce"]  # txs 0..n-1 committed, in nonce order
+            assert n >= 100 and all(i in accepted for i in range(n))
+            for i in [*range(0, n, max(1, n // 20)), n - 1]:
+                assert c.tx(accepted[i])["height"] <= height
+            # Those in the pool when it stopped were never committed (the pool is memory).
+            assert not any(_committed(c, accepted[i]) for i in range(n, n + 5) if i in accepted)
+            res = c.send(alice, bob.bech32, 9)
+            assert res["result"]["ok"] and res["height"] > height
+    finally:
+        assert proc.stop() == 0
+
+
+def _committed(c: Client, tx_hash: str) -> bool:
+    try:
+        c.tx(tx_hash)
+        return True
+    except ShareChainError:
+        return False

@@ -70,12 +70,13 @@ class Chain:
     def __init__(self, data_dir: str, genesis: Genesis,
                  mempool_limits: MempoolLimits | None = None,
                  check_invariants: bool = False,
-                 signature_workers: int | None = None) -> None:
+                 signature_workers: int | None = None, map_bytes: int | None = None) -> None:
         """``signature_workers``: processes of the mempool's signature verifier (None: the
-        default for a node alone on its machine; 0: verify on the calling thread)."""
+        default for a node alone on its machine; 0: verify on the calling thread).
+        ``map_bytes``: the most the store may grow to (None: ``chainstore.MAP_BYTES``)."""
         self.genesis = genesis
         self.chain_id = genesis.chain_id
-        self.store = ChainStore(data_dir)
+        self.store = ChainStore(data_dir, map_bytes)
         self.app, self.ante, self.keepers = build_app(self.chain_id)
         self.check_invariants = check_invariants
         self.lock = threading.RLock()  # serialises commits against reads of derived caches

@@ -42,12 +42,20 @@ class NodeConfig:
     # most 2 (a node with the machine to itself). 0: verify on the main thread, which is
     # faster where several nodes share the cores (a loopback testnet; see sigverify).
     signature_workers: int | None = None
+    # The most the node's store (LMDB) may grow to, in MiB. The file is sparse and grows
+    # only as used; at the limit the node stops with a clear error, and a restart with a
+    # larger value resumes (a store keeps whatever size it already has).
+    db_map_mib: int = 64 * 1024
 
     def __post_init__(self) -> None:
         w = self.signature_workers
         if w is not None and (type(w) is not int or not 0 <= w <= 64):
             raise ShareChainError("invalid_config",
                                   f"signature_workers must be null or 0..64, not {w!r}")
+        m = self.db_map_mib
+        if type(m) is not int or not 1 <= m <= 2**30:
+            raise ShareChainError("invalid_config",
+                                  f"db_map_mib must be a whole number of MiB from 1, not {m!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "NodeConfig":

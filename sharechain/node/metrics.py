@@ -28,6 +28,10 @@ class NodeMetrics:
         self.mempool_bytes = Gauge("sharechain_mempool_bytes", "Bytes in the mempool", registry=r)
         self.peers = Gauge("sharechain_peers", "Connected peers", registry=r)
         self.syncing = Gauge("sharechain_syncing", "1 while block sync is catching up", registry=r)
+        self.store_used = Gauge("sharechain_store_bytes_used",
+                                "Bytes of the store (LMDB map) in use", registry=r)
+        self.store_max = Gauge("sharechain_store_bytes_max",
+                               "The most the store may grow to (db_map_mib)", registry=r)
         self.consensus_round = Gauge("sharechain_consensus_round",
                                      "Round of the last committed block (BFT)", registry=r)
         self.txs = Counter("sharechain_committed_txs", "Committed transactions", registry=r)
@@ -70,6 +74,9 @@ class NodeMetrics:
         self.mempool_bytes.set(n.chain.mempool.bytes)
         self.peers.set(n.p2p.peer_count() if n.p2p is not None else 0)
         self.syncing.set(1 if n.p2p is not None and n.p2p.syncing else 0)
+        used, most = n.chain.store.usage()
+        self.store_used.set(used)
+        self.store_max.set(most)
         for name, value in n.chain.mempool.stats.items():
             c = getattr(self, f"_mp_{name}", None)
             if c is not None:

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 from sharechain.chain.types import decode_block, decode_commit, verify_commit
 from sharechain.crypto import sha256
 from sharechain.encoding import decode, encode
-from sharechain.errors import DecodeError, ShareChainError
+from sharechain.errors import DecodeError, FatalError, ShareChainError
 from sharechain.lru import BoundedMap
 from sharechain.p2p.peers import (
     CHANNEL_BLOCKSYNC,
@@ -473,6 +473,9 @@ class NodeNetwork:
             await asyncio.sleep(0.05)
             try:
                 await self._sync_step()
+            except FatalError as exc:  # the store is full, say: no use trying again
+                self.node.fail(exc)
+                return
             except Exception:
                 log.exception("block sync step failed")
 

@@ -39,7 +39,8 @@ class Node:
         self.chain = Chain(str(home.data_dir), self.genesis,
                            MempoolLimits(self.config.mempool_bytes_max, self.config.mempool_txs_max),
                            check_invariants=self.config.check_invariants,
-                           signature_workers=self.config.signature_workers)
+                           signature_workers=self.config.signature_workers,
+                           map_bytes=self.config.db_map_mib * 2**20)
         self.chain.listeners.append(self._on_commit)
         from sharechain.node.metrics import NodeMetrics
 
@@ -53,10 +54,13 @@ class Node:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stop = asyncio.Event()
         self.committed_txs = 0
+        self.failure: BaseException | None = None  # what stopped the node, if not a signal
+        self._store_warned_at = STORE_WARN_FRACTIONS[0]
 
     # ---------------------------------------------------------------- notifications
     def _on_commit(self, cb: CommittedBlock) -> None:
         self.committed_txs += len(cb.tx_hashes)
+        self._check_store_room()
         if self._waiters:
             for i, h in enumerate(cb.tx_hashes):
                 futs = self._waiters.pop(h, None)
@@ -115,6 +119,7 @@ class Node:
             "node_address": self.key.bech32, "uptime_s": int(time.time() - self.started_at),
             "committed_txs_since_start": self.committed_txs,
             "syncing": bool(self.p2p is not None and self.p2p.syncing),
+            "store": dict(zip(("bytes_used", "bytes_max"), self.chain.store.usage())),
             "p2p": self._p2p_status(),
             "peers": self.p2p.peer_count() if self.p2p is not None else 0,
         }
@@ -211,15 +216,17 @@ class Node:
                  self.chain.chain_id, self.chain.height(), self.config.api_host,
                  self.config.api_port)
         stop_task = asyncio.create_task(self._stop.wait())
-        done, _ = await asyncio.wait({engine_task, api_task, stop_task},
+        await asyncio.wait({engine_task, api_task, stop_task},
                                      return_when=asyncio.FIRST_COMPLETED)
         self.engine.stop()
         server.should_exit = True
         serving_task.cancel()
-        for t in (engine_task, api_task):
-            if t in done and t.exception() is not None:
-                log.error("task %s failed: %r", t.get_name(), t.exception())
-        await asyncio.gather(engine_task, api_task, serving_task, return_exceptions=True)
+        ended = await asyncio.gather(engine_task, api_task, serving_task, return_exceptions=True)
+        for t, result in zip((engine_task, api_task), ended):
+            if isinstance(result, Exception):
+                log.error("task %s failed: %s", t.get_name(), result)
+                if self.failure is None:
+                    self.failure = result
         stop_task.cancel()
         if self.p2p is not None:
             await self.p2p.stop()
@@ -228,6 +235,8 @@ class Node:
         self.chain.close()
         for ch in getattr(self, "local_chains", []):
             ch.close()
+        if self.failure is not None:
+            raise self.failure  # after the clean-up: the process exits non-zero with it
         log.info("node stopped")
 
     def _make_local_cluster(self) -> Any:
@@ -273,6 +282,23 @@ class Node:
     def request_stop(self) -> None:
         self._stop.set()
 
+    def fail(self, exc: BaseException) -> None:
+        """Stop the node because of ``exc`` (a :class:`FatalError` outside the consensus
+        task, say): ``run`` cleans up, then raises it, so the process exits non-zero."""
+        if self.failure is None:
+            self.failure = exc
+        self.request_stop()
+
+    def _check_store_room(self) -> None:
+        """Warn as the store nears its size limit (``db_map_mib``), at 90, 95 and 99 %."""
+        used, cap = self.chain.store.usage()
+        if used < self._store_warned_at * cap:
+            return
+        log.warning("the store is %d %% full (%d of %d MiB): raise db_map_mib in config.json "
+                    "and restart the node before it fills, or it will stop",
+                    100 * used // cap, used >> 20, cap >> 20)
+        self._store_warned_at = next((f for f in STORE_WARN_FRACTIONS if used < f * cap), 2.0)
+
 
 class _NoTransport:
     """Consensus transport of a lone BFT validator: nobody to talk to."""
@@ -315,6 +341,7 @@ class _DriverRunner:
 
 
 GC_GEN0_THRESHOLD = 50_000
+STORE_WARN_FRACTIONS = (0.90, 0.95, 0.99)  # of db_map_mib: the node logs a warning at each
 
 # The signals that stop a node, or a localnet and its nodes, cleanly: Ctrl-C, SIGTERM (kill,
 # a service manager, a CI timeout) and SIGHUP (the terminal closed) where the OS has it.

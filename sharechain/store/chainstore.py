@@ -6,7 +6,10 @@ Everything a committed block changes — state values, state-tree nodes, the blo
 commit certificate, the transaction results and every index — is written in exactly one
 LMDB write transaction (:meth:`ChainStore.commit_block`). LMDB commits are atomic and
 durable (``sync=True``), so after a crash the last block is either wholly present or
-wholly absent, and the state always matches the stored height.
+wholly absent, and the state always matches the stored height. The same holds when the
+store reaches its size limit (``map_bytes``, the node's ``db_map_mib``) or the disk fills:
+the block's transaction is aborted whole and :class:`~sharechain.errors.FatalError` says
+which, so the node stops and resumes from the last block once given room.
 
 Named databases:
 
@@ -24,6 +27,7 @@ Named databases:
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 from collections.abc import Iterator, Mapping
@@ -37,9 +41,11 @@ from sharechain.app.state import CommittedView
 from sharechain.chain.types import Block, Commit, decode_block, decode_commit, encode_block, encode_commit
 from sharechain.crypto import EMPTY_MERKLE_ROOT
 from sharechain.encoding import decode, encode
+from sharechain.errors import FatalError
 from sharechain.store.smt import StateTree
 
 MAP_BYTES = 64 * 1024**3  # sparse; grows on disk only as used
+_NO_SPACE = os.strerror(errno.ENOSPC)
 _H = struct.Struct(">Q")
 _HI = struct.Struct(">QI")
 
@@ -74,6 +80,8 @@ class BlockWrite:
 
 class ChainStore:
     def __init__(self, path: str, map_bytes: int | None = None) -> None:
+        """``map_bytes``: the most the store may grow to (LMDB's map size; the file is
+        sparse and grows only as used). An existing store larger than it keeps its size."""
         os.makedirs(path, exist_ok=True)
         self.env = lmdb.open(path, max_dbs=16, map_size=map_bytes or MAP_BYTES, sync=True, metasync=True,
                              max_readers=512, readahead=False)
@@ -89,6 +97,7 @@ class ChainStore:
         self.db_acct_txs = o(b"acct_txs")
         self.db_meta = o(b"meta")
         self.tree = StateTree(self.env, self.db_smt)
+        self._page_bytes = int(self.env.stat()["psize"])
         self._meta = self._load_meta()
 
     def close(self) -> None:
@@ -156,6 +165,23 @@ class ChainStore:
         h = w.block.header.height
         hk = hkey(h)
         block_hash = w.block.hash()
+        try:
+            meta = self._write_block(w, h, hk, block_hash)
+        except lmdb.MapFullError:
+            raise FatalError("store_full", f"the store reached its size limit of "
+                             f"{self.map_bytes() / 2**20:,.0f} MiB at height {h}, and nothing "
+                             "of that block was written: raise db_map_mib in the node's "
+                             "config.json and start it again") from None
+        except lmdb.Error as exc:
+            if _NO_SPACE not in str(exc):
+                raise
+            raise FatalError("disk_full", f"the disk holding the store is full at height {h}, "
+                             "and nothing of that block was written: free space and start the "
+                             "node again") from None
+        self._meta = meta
+        return meta
+
+    def _write_block(self, w: BlockWrite, h: int, hk: bytes, block_hash: bytes) -> Meta:
         with self.env.begin(write=True) as txn:
             self._put_state(txn, w.state_changes)
             root = self.tree.apply(txn, w.state_changes)
@@ -174,8 +200,17 @@ class ChainStore:
                 put(k, v, db=self.db_meta)
             meta = Meta(h, root, w.results_root, w.block.header.time_ms, block_hash)
             put(b"meta", self._meta_bytes(meta), db=self.db_meta)
-        self._meta = meta
         return meta
+
+    def map_bytes(self) -> int:
+        """The most the store may grow to."""
+        return int(self.env.info()["map_size"])
+
+    def usage(self) -> tuple[int, int]:
+        """(bytes in use, the most the store may grow to). In use: the pages up to the
+        highest one written, free pages LMDB will reuse included."""
+        info = self.env.info()
+        return (int(info["last_pgno"]) + 1) * self._page_bytes, int(info["map_size"])
 
     # ---------------------------------------------------------------- reads
     @contextmanager
