@@ -93,3 +93,50 @@ def test_a_want_is_answered_once_per_tx_and_peer():
     assert net.stats["tx_wants_refused"] == 3
     net._on_disconnected("p1")
     assert want("p1", b"a" * 32) == [b"raw-a"], "a new connection starts afresh"
+
+
+def test_a_peer_announcing_txs_it_never_sends_is_not_asked_without_end():
+    """Announcements of unknown hashes are asked for only while the peer owes fewer than
+    TX_OWED_MAX of them; the debt shrinks as its txs arrive and as time passes, and other
+    peers' announcements are asked for as before."""
+    from sharechain.encoding import decode, encode
+
+    clock = [100.0]
+    net = NodeNetwork(SimpleNamespace(chain=None),  # type: ignore[arg-type]
+                      PeerManagerConfig(listen=False, network_id="gossip-unit"),
+                      nacl.signing.SigningKey.generate())
+    net.clock = lambda: clock[0]
+    net._tx_in.put_nowait = lambda item: None  # type: ignore[method-assign]  # no admission here
+    wanted: dict[str, int] = {}
+
+    def send(peer: str, ch: int, payload: bytes) -> bool:
+        wanted[peer] = wanted.get(peer, 0) + len(decode(payload)["items"])
+        return True
+
+    net.peers.send = send  # type: ignore[method-assign]
+    cap = network_mod.TX_OWED_MAX
+    junk = iter(range(10**9))
+
+    def have(peer: str, n: int) -> None:
+        for i in range(0, n, network_mod.TX_HASHES_MAX):
+            hashes = [next(junk).to_bytes(32, "big")
+                      for _ in range(min(network_mod.TX_HASHES_MAX, n - i))]
+            net._on_txs(peer, encode({"t": "have", "items": hashes}))
+
+    have("liar", 5 * cap)
+    assert wanted == {"liar": cap}, "asked for TX_OWED_MAX, then no more"
+    assert net.stats["tx_haves_ignored"] == 4 * cap
+    have("honest", 100)
+    assert wanted["honest"] == 100, "other peers are asked as before"
+    clock[0] += 1.0  # one second forgives TX_OWED_FORGIVEN_PER_S
+    have("liar", cap)
+    assert wanted["liar"] == cap + int(network_mod.TX_OWED_FORGIVEN_PER_S)
+    # txs that arrive pay the debt of the peer they were asked of
+    raws = [b"raw-%d" % i for i in range(10)]
+    from sharechain.crypto import sha256
+
+    for raw in raws:
+        net._tx_wanted.put(sha256(raw), (clock[0], "liar"))
+    owed = net._owed_by("liar", clock[0])
+    net._on_full_txs("liar", raws)
+    assert net._owed_by("liar", clock[0]) == owed - 10

@@ -17,7 +17,9 @@ Three channels ride on the authenticated peer connections of ``sharechain.p2p``:
   (``want``) and gets it whole. On a full mesh every node already holds what the origin
   pushed, so relaying costs each node a hash lookup per tx and peer instead of receiving,
   hashing and dropping the whole tx again; on a sparse mesh a tx still crosses every link
-  it needs to, one round trip later per hop.
+  it needs to, one round trip later per hop. A peer is asked for at most ``TX_OWED_MAX``
+  announced txs it has not sent yet (the debt shrinks as they arrive and with time), so
+  announcements of txs that do not exist cannot make a node ask without end.
 * **blocksync** — nodes announce their height every ``STATUS_INTERVAL_S``. A node that sees a
   peer ahead requests the missing blocks from every peer that has them, in parallel, up to a
   window; each block is applied only after its commit certificate verifies against the
@@ -67,6 +69,11 @@ TX_HASHES_MAX = 4096  # hashes in one have/want message
 TX_WANT_TIMEOUT_S = 2.0  # ask another announcer when a requested tx has not come
 TX_GOSSIP_FLUSH_S = 0.02
 TX_SERVED_MAX = 32_768  # hashes remembered per peer as sent to it in answer to a "want"
+# Announced txs a peer may owe this node (asked of it, not arrived): past this its further
+# announcements are not asked for. The debt shrinks as the txs arrive, and by
+# TX_OWED_FORGIVEN_PER_S as time passes (a tx that came in a block never arrives by gossip).
+TX_OWED_MAX = 8_192
+TX_OWED_FORGIVEN_PER_S = 2_048.0
 STATUS_INTERVAL_S = 1.0
 SYNC_WINDOW = 64
 SYNC_REQUEST_TIMEOUT_S = 5.0
@@ -179,7 +186,11 @@ class NodeNetwork:
         self._tx_seen: BoundedMap[bytes, None] = BoundedMap(SEEN_LEN_MAX)
         self._tx_out: list[tuple[bytes, bytes, str | None]] = []  # (hash, raw, source peer)
         self._tx_out_ready = asyncio.Event()  # set while _tx_out holds something
-        self._tx_wanted: BoundedMap[bytes, float] = BoundedMap(SEEN_LEN_MAX)  # hash -> asked at
+        # hash -> (asked at, the peer asked)
+        self._tx_wanted: BoundedMap[bytes, tuple[float, str]] = BoundedMap(SEEN_LEN_MAX)
+        # peer -> (txs asked of it and not arrived, when that was counted): a peer announcing
+        # hashes of txs it never sends cannot make this node ask without end.
+        self._tx_owed: BoundedMap[str, tuple[float, float]] = BoundedMap(SYNC_COOLDOWNS_MAX)
         # Per peer, the txs already sent to it in answer to a "want": each is sent once per
         # connection, so a peer cannot make this node send the same txs again and again (a
         # 128 KiB "want" can draw ~600 KiB of txs). The hot path pays nothing for it: a
@@ -202,7 +213,7 @@ class NodeNetwork:
         self.stats = {"txs_gossiped_in": 0, "txs_gossiped_out": 0, "tx_hashes_announced": 0,
                       "txs_requested": 0, "blocks_synced": 0, "bad_peer_msgs": 0,
                       "tx_batches_dropped": 0, "tx_wants_refused": 0, "sync_gets_refused": 0,
-                      "sync_timeouts": 0}
+                      "sync_timeouts": 0, "tx_haves_ignored": 0}
 
     def peer_count(self) -> int:
         return len(self.peers.peer_ids())
@@ -277,19 +288,31 @@ class NodeNetwork:
             self._bad(peer_id, "malformed tx gossip", BAD_MESSAGE_POINTS)
 
     def _on_have(self, peer_id: str, hashes: list[bytes]) -> None:
-        now = time.monotonic()
+        now = self.clock()
         seen, wanted = self._tx_seen, self._tx_wanted
+        room = TX_OWED_MAX - self._owed_by(peer_id, now)
         want = []
         for h in hashes:
             if h in seen:
                 continue
             asked = wanted.get(h)
-            if asked is None or now - asked > TX_WANT_TIMEOUT_S:
-                wanted.put(h, now)
+            if asked is None or now - asked[0] > TX_WANT_TIMEOUT_S:
+                if len(want) >= room:
+                    self.stats["tx_haves_ignored"] += 1
+                    continue
+                wanted.put(h, (now, peer_id))
                 want.append(h)
         if want:
             self.stats["txs_requested"] += len(want)
+            self._tx_owed.put(peer_id, (TX_OWED_MAX - room + len(want), now))
             self.peers.send(peer_id, CHANNEL_MEMPOOL, encode({"t": "want", "items": want}))
+
+    def _owed_by(self, peer_id: str, now: float) -> float:
+        """Txs asked of ``peer_id`` that have not arrived, less what time has forgiven."""
+        owed = self._tx_owed.get(peer_id)
+        if owed is None:
+            return 0.0
+        return max(0.0, owed[0] - (now - owed[1]) * TX_OWED_FORGIVEN_PER_S)
 
     def _on_want(self, peer_id: str, hashes: list[bytes]) -> None:
         served = self._tx_served.get(peer_id)
@@ -316,8 +339,13 @@ class NodeNetwork:
         if not fresh:
             return
         if len(self._tx_wanted):
+            now = self.clock()
             for h, _ in fresh:
-                self._tx_wanted.pop(h)
+                asked = self._tx_wanted.pop(h)
+                if asked is not None:  # the peer asked has one tx less to answer for
+                    owed = self._owed_by(asked[1], now)
+                    if owed:
+                        self._tx_owed.put(asked[1], (owed - 1, now))
         self.stats["txs_gossiped_in"] += len(fresh)
         try:
             self._tx_in.put_nowait((peer_id, fresh))
