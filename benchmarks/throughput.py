@@ -74,6 +74,15 @@ def cpu_seconds(root_pids: list[int]) -> float:
     return sum(process_ticks(p) for p in owned) / os.sysconf("SC_CLK_TCK")
 
 
+def p2p_bytes_in(procs: list[NodeProcess]) -> int:
+    """Bytes the nodes have received from their peers so far (their /v1/status)."""
+    total = 0
+    for p in procs:
+        st = httpx.get(p.url + "/v1/status", timeout=5).json()
+        total += sum(peer["bytes_in"] for peer in (st.get("p2p") or {}).get("peers", []))
+    return total
+
+
 def percentile(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else 0.0
@@ -200,6 +209,7 @@ def main(argv: list[str] | None = None) -> None:
                     reasons[item["code"]] = reasons.get(item["code"], 0) + 1
 
     print(f"submitting for {args.seconds:.0f}s at up to {args.rate:,} tx/s...", flush=True)
+    p2p_in_start = p2p_bytes_in(procs)
     node_pids = [p.proc.pid for p in procs if p.proc is not None]
     cpu_start = cpu_seconds(node_pids)
     t_start = time.perf_counter()
@@ -228,6 +238,7 @@ def main(argv: list[str] | None = None) -> None:
             break
         time.sleep(0.2)
     cpu_to_drained = cpu_seconds(node_pids) - cpu_start
+    p2p_in = p2p_bytes_in(procs) - p2p_in_start
     stop.set()
     with lock:
         lat = [committed_at[h] - submitted_at[h] for h in submitted_at if h in committed_at]
@@ -268,6 +279,9 @@ def main(argv: list[str] | None = None) -> None:
         "heights_past_round_0": sum(1 for r in rounds if r > 0),
         "node_cpu_us_per_tx": round(cpu_to_drained / len(lat) * 1e6, 1) if lat and cpu_to_drained else None,
         "node_cpu_cores_used": round(cpu_used / (t_submitted - t_start), 2),
+        # Bytes all nodes received from their peers (frames as sent: encrypted, framed),
+        # from the first submission until every accepted tx was committed, per committed tx.
+        "p2p_bytes_in_per_tx": round(p2p_in / len(lat)) if lat and len(procs) > 1 else None,
     }
     print(f"committed {figures['committed_tx']:,} transfers in {elapsed:.1f}s: "
           f"{figures['committed_tx_per_s']:,.0f} tx/s "

@@ -283,3 +283,97 @@ def test_the_p2p_relay_redelivers_repeats_until_the_driver_settles_them():
     relay.broadcast(own)
     relay.on_message("p1", own)        # our own message echoed back: not delivered
     assert own not in got
+
+
+class _PullPeers(_FakePeers):
+    """Fake peers for the relay's pull path: records sends per channel; some peers gone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out: list[tuple[str, int, bytes]] = []  # (peer, channel, payload)
+        self.gone: set[str] = set()
+
+    def broadcast(self, channel: int, msg: bytes, exclude: tuple[str, ...] = ()) -> None:
+        for p in ("p1", "p2", "p3"):
+            if p not in exclude and p not in self.gone:
+                self.out.append((p, channel, msg))
+
+    def send(self, peer_id: str, channel: int, msg: bytes) -> bool:
+        if peer_id in self.gone:
+            return False
+        self.out.append((peer_id, channel, msg))
+        return True
+
+
+def test_large_consensus_messages_are_relayed_by_announcement_and_pulled_when_missing():
+    """A proposal-sized message is sent whole by its author only; a relay announces its
+    hash. A node that lacks it after PULL_DELAY_S asks an announcer, then the next one
+    after PULL_TIMEOUT_S; a node that has it asks nothing. A request is answered once."""
+    from sharechain.crypto import sha256
+    from sharechain.encoding import decode, encode
+    from sharechain.node.network import (
+        ANNOUNCE_BYTES_MIN,
+        PULL_DELAY_S,
+        PULL_TIMEOUT_S,
+        ConsensusRelay,
+    )
+    from sharechain.p2p.peers import CHANNEL_CONSENSUS, CHANNEL_CONSENSUS_PULL
+
+    timers: list[tuple[float, object, tuple]] = []
+    peers = _PullPeers()
+    stats: dict[str, int] = {}
+    relay = ConsensusRelay(peers, call_later=lambda d, fn, *a: timers.append((d, fn, a)),  # type: ignore[arg-type]
+                           stats=stats)
+    got: list[bytes] = []
+    relay.set_receiver(got.append)
+    big, small = b"P" * ANNOUNCE_BYTES_MIN, b"vote"
+    key = sha256(big)
+
+    def pulls(kind: str) -> list[str]:
+        return [p for p, ch, m in peers.out if ch == CHANNEL_CONSENSUS_PULL
+                and decode(m) == {"t": kind, "h": key}]
+
+    # Relaying: small messages go whole, large ones by announcement, both around the origin.
+    relay.on_message("p1", small)
+    relay.relay(small)
+    relay.on_message("p1", big)
+    relay.relay(big)
+    assert [(p, ch) for p, ch, m in peers.out if m == small] == [("p2", 0x20), ("p3", 0x20)]
+    assert not any(m == big for _, _, m in peers.out), "not sent whole"
+    assert pulls("have") == ["p2", "p3"] and stats["consensus_announced"] == 1
+    # Answering: each peer's request for a held message once.
+    peers.out.clear()
+    for p in ("p2", "p2", "p3"):
+        relay.on_pull_message(p, encode({"t": "want", "h": key}))
+    assert [(p, ch) for p, ch, m in peers.out if m == big] == [("p2", CHANNEL_CONSENSUS),
+                                                               ("p3", CHANNEL_CONSENSUS)]
+    assert stats["consensus_pulls_served"] == 2
+    relay.on_pull_message("p2", encode({"t": "want", "h": b"x" * 32}))  # not held: no answer
+
+    # Pulling, on a node that has not got it: the first announcer after the delay, the
+    # next one after the timeout, skipping one that is gone.
+    peers2 = _PullPeers()
+    timers.clear()
+    relay2 = ConsensusRelay(peers2, call_later=lambda d, fn, *a: timers.append((d, fn, a)),  # type: ignore[arg-type]
+                            stats={})
+    relay2.set_receiver(got.append)
+    peers = peers2
+    for p in ("p1", "p2", "p3", "p1"):
+        relay2.on_pull_message(p, encode({"t": "have", "h": key}))
+    assert len(timers) == 1 and timers[0][0] == PULL_DELAY_S and pulls("want") == []
+    delay, fn, args = timers.pop()
+    fn(*args)  # type: ignore[operator]
+    assert pulls("want") == ["p1"] and timers[0][0] == PULL_TIMEOUT_S
+    peers2.gone.add("p2")
+    delay, fn, args = timers.pop()
+    fn(*args)  # type: ignore[operator]  # p1 did not answer: p2 is gone, so p3
+    assert pulls("want") == ["p1", "p3"]
+    relay2.on_message("p3", big)
+    assert got[-1] == big and relay2.stats["consensus_pulled"] == 1
+    delay, fn, args = timers.pop()
+    fn(*args)  # type: ignore[operator]  # it came: nobody else is asked
+    assert pulls("want") == ["p1", "p3"] and not timers
+    relay2.on_pull_message("p2", encode({"t": "have", "h": key}))
+    assert not timers, "an announcement of what it has starts no pull"
+    relay2.on_pull_message("p1", b"junk")
+    assert peers2.reports == ["p1"]

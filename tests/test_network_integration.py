@@ -110,9 +110,10 @@ def test_partition_and_heal_no_divergence(tmp_path):
         net.stop()
 
 
-def test_txs_cross_a_cut_link_by_announcement(tmp_path):
+def test_txs_and_proposals_cross_a_cut_link_by_announcement(tmp_path):
     # node0 and node2 cannot talk. node0 pushes its clients' txs whole to nodes 1 and 3,
-    # which only announce them onwards; node2 must ask for them and get them.
+    # which only announce them onwards; node2 must ask for them and get them. The same
+    # holds for large proposals of node0 and node2.
     net = Testnet(tmp_path, validators=4, interval_ms=300, proxies=True)
     try:
         net.start()
@@ -135,6 +136,27 @@ def test_txs_cross_a_cut_link_by_announcement(tmp_path):
         assert s2["txs_requested"] >= 1   # node2 learned of them by hash and asked
         metrics = httpx.get(net.procs[2].url + "/metrics", timeout=5).text
         assert "sharechain_p2p_txs_requested_total" in metrics
+
+        # Proposals of over 16 KiB are relayed by announcement: when node0 or node2
+        # proposes one, the other hears of it only from nodes 1 and 3, and asks for it.
+        def pulled() -> int:
+            return sum(net.status(i)["p2p"]["stats"]["consensus_pulled"] for i in (0, 2))
+
+        with Client(net.procs[0].url, timeout_s=10) as c:
+            for _ in range(12):
+                nonce = c.next_nonce(alice)
+                raws = [c.build_tx(alice, [("bank/send", {"to": SINK, "amount": 1})],
+                                   nonce=nonce + i) for i in range(120)]
+                res = c.submit_batch(raws)
+                assert res["accepted"] == 120
+                c.wait_for_tx(res["results"][-1]["hash"])
+                if pulled() >= 2:
+                    break
+        assert pulled() >= 2, "large proposals crossed the cut link by announcement"
+        announced = [net.status(i)["p2p"]["stats"]["consensus_announced"] for i in range(4)]
+        assert announced[1] >= 1 and announced[3] >= 1, announced
+        h = min(net.height(i) for i in range(4))
+        net.assert_same_chain([0, 1, 2, 3], h)
     finally:
         net.heal_all()
         net.stop()

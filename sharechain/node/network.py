@@ -8,7 +8,9 @@ Three channels ride on the authenticated peer connections of ``sharechain.p2p``:
   all peers, and relays each message it receives for the first time (by hash) to all peers
   but the sender. A message therefore crosses every link at most once per direction, and
   consensus keeps working while some links are down as long as the honest validators stay
-  connected through any path.
+  connected through any path. Large messages (proposals with txs) are relayed by their
+  hash instead, and pulled by a node that has not received them from their author (see
+  :class:`ConsensusRelay`), so on a full mesh each node receives each proposal once.
 * **mempool** — transactions are gossiped in small batches. A node verifies a transaction
   once (mempool admission) and passes it on only if it was admitted; peers that send
   transactions with bad signatures or malformed bytes lose score and get banned. A tx a
@@ -53,6 +55,7 @@ from sharechain.lru import BoundedMap
 from sharechain.p2p.peers import (
     CHANNEL_BLOCKSYNC,
     CHANNEL_CONSENSUS,
+    CHANNEL_CONSENSUS_PULL,
     CHANNEL_MEMPOOL,
     PeerManager,
     PeerManagerConfig,
@@ -96,6 +99,15 @@ TX_IN_BATCHES_MAX = 256  # gossiped tx batches waiting for admission
 TRANSIENT_TX_CODES = frozenset({"nonce_in_future", "mempool_full", "insufficient_funds"})
 REPEATS_DELIVERED_MAX = 8  # copies of one consensus message handed to the driver, at most
 REDELIVER_AFTER_S = 0.5  # a repeat this soon after a delivery is the flood's copy, not a re-send
+# Consensus messages this large (proposals with txs) are relayed by announcement: peers get
+# the hash and ask for the message if they lack it. Their author still sends them whole.
+ANNOUNCE_BYTES_MIN = 16 * 1024
+PULL_DELAY_S = 0.1  # wait this long for a direct copy before asking an announcer
+PULL_TIMEOUT_S = 1.0  # then ask the next announcer if the message has not come
+PULLS_MAX = 256  # messages being asked for at once
+PULL_ANNOUNCERS_MAX = 16  # announcers remembered per message
+HELD_MESSAGES_MAX = 8  # large messages kept to answer requests (a proposal is <= 4 MiB)
+SERVED_PULLS_MAX = 1024  # (peer, message) requests answered, each once
 
 
 class _Seen:
@@ -108,6 +120,16 @@ class _Seen:
         self.deliveries = 1         # copies handed to the driver
         self.last_s = now_s         # when the last one was
         self.settled = settled      # the driver admitted or rejected it: repeats stop here
+
+
+class _Pull:
+    """A large consensus message announced to this node that it has not received."""
+
+    __slots__ = ("announcers", "asked")
+
+    def __init__(self, announcer: str) -> None:
+        self.announcers = [announcer]  # peers that have it, in the order they said so
+        self.asked = ""                # the peer asked last ("" : none yet)
 
 
 class ConsensusRelay:
@@ -125,17 +147,40 @@ class ConsensusRelay:
     within ``REDELIVER_AFTER_S`` of a delivery are the same news and stop here, as do
     repeats of a settled message; one message is delivered at most
     ``REPEATS_DELIVERED_MAX`` times, so a peer cannot flood the driver's inbox with copies.
+
+    Flooding a large message would bring each node one copy per peer: with n validators a
+    proposal would cross every link, n - 1 copies into each node. So a message of at least
+    ``ANNOUNCE_BYTES_MIN`` is sent whole only by the node that broadcasts it (its author,
+    to every peer); a relay sends its hash (``have``, on ``CHANNEL_CONSENSUS_PULL``). A node
+    that lacks the message ``PULL_DELAY_S`` after the first announcement (its direct copy
+    is not on the way: the link to the author is down, or the copy was dropped) asks an
+    announcer for it (``want``), and the next announcer after each ``PULL_TIMEOUT_S``. On a
+    full mesh each node then receives each proposal once; on a sparse mesh a proposal
+    takes one round trip and the delay longer per hop.
     """
 
     def __init__(self, peers: PeerManager,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 call_later: Callable[..., Any] | None = None,
+                 stats: dict[str, int] | None = None) -> None:
+        """``stats``: the dict its counters go in (the node's P2P stats)."""
         self.peers = peers
         self._clock = clock
+        self._call_later = call_later or (
+            lambda delay, fn, *args: asyncio.get_running_loop().call_later(delay, fn, *args))
         self._seen: BoundedMap[bytes, _Seen] = BoundedMap(SEEN_LEN_MAX)  # by message hash
         self._receiver: Callable[[bytes], None] | None = None
+        self._held: BoundedMap[bytes, bytes] = BoundedMap(HELD_MESSAGES_MAX)  # hash -> message
+        self._pulls: BoundedMap[bytes, _Pull] = BoundedMap(PULLS_MAX)
+        self._served: BoundedMap[tuple[str, bytes], None] = BoundedMap(SERVED_PULLS_MAX)
+        self.stats = stats if stats is not None else {}
+        self.stats.update(consensus_announced=0, consensus_pulled=0, consensus_pulls_served=0)
 
     def broadcast(self, msg_bytes: bytes) -> None:
-        self._seen.put(sha256(msg_bytes), _Seen("", self._clock(), settled=True))
+        key = sha256(msg_bytes)
+        self._seen.put(key, _Seen("", self._clock(), settled=True))
+        if len(msg_bytes) >= ANNOUNCE_BYTES_MIN:
+            self._held.put(key, msg_bytes)
         self.peers.broadcast(CHANNEL_CONSENSUS, msg_bytes)
 
     def set_receiver(self, callback: Callable[[bytes], None]) -> None:
@@ -147,6 +192,10 @@ class ConsensusRelay:
         now = self._clock()
         if entry is None:
             self._seen.put(key, _Seen(peer_id, now))
+            if len(self._pulls):
+                pull = self._pulls.pop(key)
+                if pull is not None and pull.asked == peer_id:
+                    self.stats["consensus_pulled"] += 1
         elif (entry.settled or entry.deliveries >= REPEATS_DELIVERED_MAX
               or now - entry.last_s < REDELIVER_AFTER_S):
             return
@@ -166,7 +215,56 @@ class ConsensusRelay:
 
     def relay(self, msg_bytes: bytes) -> None:
         origin = self._settle(msg_bytes)
-        self.peers.broadcast(CHANNEL_CONSENSUS, msg_bytes, exclude=(origin,) if origin else ())
+        exclude = (origin,) if origin else ()
+        if len(msg_bytes) < ANNOUNCE_BYTES_MIN:
+            self.peers.broadcast(CHANNEL_CONSENSUS, msg_bytes, exclude=exclude)
+            return
+        key = sha256(msg_bytes)
+        self._held.put(key, msg_bytes)
+        self.stats["consensus_announced"] += 1
+        self.peers.broadcast(CHANNEL_CONSENSUS_PULL, encode({"t": "have", "h": key}),
+                             exclude=exclude)
+
+    def on_pull_message(self, peer_id: str, payload: bytes) -> None:
+        """A ``have`` or ``want`` of a large consensus message, by its hash."""
+        try:
+            m = decode(payload, 128)
+            kind, key = m["t"], m["h"]
+            if kind not in ("have", "want") or type(key) is not bytes or len(key) != 32:
+                raise DecodeError("bad consensus pull message")
+        except (DecodeError, KeyError, TypeError):
+            self.peers.report(peer_id, "malformed consensus pull message", BAD_MESSAGE_POINTS)
+            return
+        if kind == "want":
+            held = self._held.get(key)
+            if held is not None and self._served.add_new((peer_id, key), None):
+                if self.peers.send(peer_id, CHANNEL_CONSENSUS, held):
+                    self.stats["consensus_pulls_served"] += 1
+                else:
+                    self._served.pop((peer_id, key))  # its queue is full: it may ask again
+            return
+        if key in self._seen:
+            return  # received already (or sent: it is ours)
+        pull = self._pulls.get(key)
+        if pull is None:
+            self._pulls.put(key, _Pull(peer_id))
+            self._call_later(PULL_DELAY_S, self._pull_due, key)
+        elif peer_id not in pull.announcers and len(pull.announcers) < PULL_ANNOUNCERS_MAX:
+            pull.announcers.append(peer_id)
+
+    def _pull_due(self, key: bytes) -> None:
+        """Ask the next announcer for a message that has not come (none left: give up;
+        a later announcement starts again)."""
+        pull = self._pulls.get(key)
+        if pull is None or key in self._seen:
+            return
+        while pull.announcers:
+            peer = pull.announcers.pop(0)
+            if self.peers.send(peer, CHANNEL_CONSENSUS_PULL, encode({"t": "want", "h": key})):
+                pull.asked = peer
+                self._call_later(PULL_TIMEOUT_S, self._pull_due, key)
+                return
+        self._pulls.pop(key)
 
     def reject(self, msg_bytes: bytes, reason: str) -> None:
         origin = self._settle(msg_bytes)
@@ -182,7 +280,8 @@ class NodeNetwork:
         self.peers = PeerManager(node_key, config, on_message=self._on_message,
                                  on_peer_connected=self._on_connected,
                                  on_peer_disconnected=self._on_disconnected)
-        self.relay = ConsensusRelay(self.peers)
+        self.stats: dict[str, int] = {}
+        self.relay = ConsensusRelay(self.peers, stats=self.stats)
         self._tx_seen: BoundedMap[bytes, None] = BoundedMap(SEEN_LEN_MAX)
         self._tx_out: list[tuple[bytes, bytes, str | None]] = []  # (hash, raw, source peer)
         self._tx_out_ready = asyncio.Event()  # set while _tx_out holds something
@@ -210,10 +309,10 @@ class NodeNetwork:
         self.syncing = False
         self.clock: Callable[[], float] = time.monotonic  # block sync's timeouts (tests set it)
         self.on_synced_block: Callable[[], None] | None = None
-        self.stats = {"txs_gossiped_in": 0, "txs_gossiped_out": 0, "tx_hashes_announced": 0,
+        self.stats.update({"txs_gossiped_in": 0, "txs_gossiped_out": 0, "tx_hashes_announced": 0,
                       "txs_requested": 0, "blocks_synced": 0, "bad_peer_msgs": 0,
                       "tx_batches_dropped": 0, "tx_wants_refused": 0, "sync_gets_refused": 0,
-                      "sync_timeouts": 0, "tx_haves_ignored": 0}
+                      "sync_timeouts": 0, "tx_haves_ignored": 0})
 
     def peer_count(self) -> int:
         return len(self.peers.peer_ids())
@@ -244,6 +343,8 @@ class NodeNetwork:
     def _on_message(self, peer_id: str, channel: int, payload: bytes) -> None:
         if channel == CHANNEL_CONSENSUS:
             self.relay.on_message(peer_id, payload)
+        elif channel == CHANNEL_CONSENSUS_PULL:
+            self.relay.on_pull_message(peer_id, payload)
         elif channel == CHANNEL_MEMPOOL:
             self._on_txs(peer_id, payload)
         elif channel == CHANNEL_BLOCKSYNC:
