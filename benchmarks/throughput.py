@@ -83,6 +83,12 @@ def p2p_bytes_in(procs: list[NodeProcess]) -> int:
     return total
 
 
+def p2p_stat(procs: list[NodeProcess], name: str) -> int:
+    """One P2P counter (``/v1/status`` p2p.stats), summed over the nodes."""
+    return sum(int(((httpx.get(p.url + "/v1/status", timeout=5).json().get("p2p") or {})
+                    .get("stats") or {}).get(name, 0)) for p in procs)
+
+
 def percentile(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else 0.0
@@ -239,6 +245,8 @@ def main(argv: list[str] | None = None) -> None:
         time.sleep(0.2)
     cpu_to_drained = cpu_seconds(node_pids) - cpu_start
     p2p_in = p2p_bytes_in(procs) - p2p_in_start
+    # Proposals a node asked a relay for, having not got them from their author in time.
+    pulled = p2p_stat(procs, "consensus_pulled") if len(procs) > 1 else None
     stop.set()
     with lock:
         lat = [committed_at[h] - submitted_at[h] for h in submitted_at if h in committed_at]
@@ -282,6 +290,7 @@ def main(argv: list[str] | None = None) -> None:
         # Bytes all nodes received from their peers (frames as sent: encrypted, framed),
         # from the first submission until every accepted tx was committed, per committed tx.
         "p2p_bytes_in_per_tx": round(p2p_in / len(lat)) if lat and len(procs) > 1 else None,
+        "consensus_pulls": pulled,
     }
     print(f"committed {figures['committed_tx']:,} transfers in {elapsed:.1f}s: "
           f"{figures['committed_tx_per_s']:,.0f} tx/s "
