@@ -377,3 +377,25 @@ def test_large_consensus_messages_are_relayed_by_announcement_and_pulled_when_mi
     assert not timers, "an announcement of what it has starts no pull"
     relay2.on_pull_message("p1", b"junk")
     assert peers2.reports == ["p1"]
+
+
+def test_announcements_of_messages_that_never_come_start_a_bounded_number_of_pulls():
+    from sharechain.encoding import encode
+    from sharechain.node.network import PULLS_PER_PEER_MAX, ConsensusRelay
+
+    timers: list[tuple[float, object, tuple]] = []
+    peers = _PullPeers()
+    relay = ConsensusRelay(peers, call_later=lambda d, fn, *a: timers.append((d, fn, a)),  # type: ignore[arg-type]
+                           stats={})
+    for i in range(5 * PULLS_PER_PEER_MAX):
+        relay.on_pull_message("p1", encode({"t": "have", "h": i.to_bytes(32, "big")}))
+    assert len(timers) == PULLS_PER_PEER_MAX
+    assert relay.stats["consensus_haves_ignored"] == 4 * PULLS_PER_PEER_MAX
+    relay.on_pull_message("p2", encode({"t": "have", "h": b"\xff" * 32}))
+    assert len(timers) == PULLS_PER_PEER_MAX + 1, "another peer's announcement is followed"
+    while timers:  # nothing comes: each pull asks its announcer, times out and ends
+        _, fn, args = timers.pop(0)
+        fn(*args)  # type: ignore[operator]
+    assert not relay._pulls and not relay._pulls_by
+    relay.on_pull_message("p1", encode({"t": "have", "h": b"\x01" * 32}))
+    assert len(timers) == 1, "its quota is back once those pulls ended"

@@ -104,7 +104,7 @@ REDELIVER_AFTER_S = 0.5  # a repeat this soon after a delivery is the flood's co
 ANNOUNCE_BYTES_MIN = 16 * 1024
 PULL_DELAY_S = 0.1  # wait this long for a direct copy before asking an announcer
 PULL_TIMEOUT_S = 1.0  # then ask the next announcer if the message has not come
-PULLS_MAX = 256  # messages being asked for at once
+PULLS_PER_PEER_MAX = 8  # messages being asked for on one peer's announcement, at once
 PULL_ANNOUNCERS_MAX = 16  # announcers remembered per message
 HELD_MESSAGES_MAX = 8  # large messages kept to answer requests (a proposal is <= 4 MiB)
 SERVED_PULLS_MAX = 1024  # (peer, message) requests answered, each once
@@ -125,9 +125,10 @@ class _Seen:
 class _Pull:
     """A large consensus message announced to this node that it has not received."""
 
-    __slots__ = ("announcers", "asked")
+    __slots__ = ("starter", "announcers", "asked")
 
     def __init__(self, announcer: str) -> None:
+        self.starter = announcer       # the first announcer, whose pull quota it uses
         self.announcers = [announcer]  # peers that have it, in the order they said so
         self.asked = ""                # the peer asked last ("" : none yet)
 
@@ -156,7 +157,9 @@ class ConsensusRelay:
     is not on the way: the link to the author is down, or the copy was dropped) asks an
     announcer for it (``want``), and the next announcer after each ``PULL_TIMEOUT_S``. On a
     full mesh each node then receives each proposal once; on a sparse mesh a proposal
-    takes one round trip and the delay longer per hop.
+    takes one round trip and the delay longer per hop. One peer's announcements start at
+    most ``PULLS_PER_PEER_MAX`` pulls at a time, so hashes of messages that do not exist
+    cannot make a node ask without end.
     """
 
     def __init__(self, peers: PeerManager,
@@ -171,10 +174,14 @@ class ConsensusRelay:
         self._seen: BoundedMap[bytes, _Seen] = BoundedMap(SEEN_LEN_MAX)  # by message hash
         self._receiver: Callable[[bytes], None] | None = None
         self._held: BoundedMap[bytes, bytes] = BoundedMap(HELD_MESSAGES_MAX)  # hash -> message
-        self._pulls: BoundedMap[bytes, _Pull] = BoundedMap(PULLS_MAX)
+        # Messages being pulled, at most PULLS_PER_PEER_MAX started by any one peer's
+        # announcements, so announcing junk hashes cannot make a node ask without end.
+        self._pulls: dict[bytes, _Pull] = {}
+        self._pulls_by: dict[str, int] = {}  # starter -> pulls under way
         self._served: BoundedMap[tuple[str, bytes], None] = BoundedMap(SERVED_PULLS_MAX)
         self.stats = stats if stats is not None else {}
-        self.stats.update(consensus_announced=0, consensus_pulled=0, consensus_pulls_served=0)
+        self.stats.update(consensus_announced=0, consensus_pulled=0, consensus_pulls_served=0,
+                          consensus_haves_ignored=0)
 
     def broadcast(self, msg_bytes: bytes) -> None:
         key = sha256(msg_bytes)
@@ -192,8 +199,8 @@ class ConsensusRelay:
         now = self._clock()
         if entry is None:
             self._seen.put(key, _Seen(peer_id, now))
-            if len(self._pulls):
-                pull = self._pulls.pop(key)
+            if self._pulls:
+                pull = self._end_pull(key)
                 if pull is not None and pull.asked == peer_id:
                     self.stats["consensus_pulled"] += 1
         elif (entry.settled or entry.deliveries >= REPEATS_DELIVERED_MAX
@@ -247,7 +254,12 @@ class ConsensusRelay:
             return  # received already (or sent: it is ours)
         pull = self._pulls.get(key)
         if pull is None:
-            self._pulls.put(key, _Pull(peer_id))
+            started = self._pulls_by.get(peer_id, 0)
+            if started >= PULLS_PER_PEER_MAX:
+                self.stats["consensus_haves_ignored"] += 1
+                return
+            self._pulls[key] = _Pull(peer_id)
+            self._pulls_by[peer_id] = started + 1
             self._call_later(PULL_DELAY_S, self._pull_due, key)
         elif peer_id not in pull.announcers and len(pull.announcers) < PULL_ANNOUNCERS_MAX:
             pull.announcers.append(peer_id)
@@ -264,7 +276,17 @@ class ConsensusRelay:
                 pull.asked = peer
                 self._call_later(PULL_TIMEOUT_S, self._pull_due, key)
                 return
-        self._pulls.pop(key)
+        self._end_pull(key)
+
+    def _end_pull(self, key: bytes) -> _Pull | None:
+        pull = self._pulls.pop(key, None)
+        if pull is not None:
+            left = self._pulls_by[pull.starter] - 1
+            if left:
+                self._pulls_by[pull.starter] = left
+            else:
+                del self._pulls_by[pull.starter]
+        return pull
 
     def reject(self, msg_bytes: bytes, reason: str) -> None:
         origin = self._settle(msg_bytes)
