@@ -33,6 +33,23 @@ def _load(url: str, key: PrivateKey, stop: threading.Event, sent: list[str]) -> 
             time.sleep(0.02)
 
 
+def _batch_load(urls: list[str], key: PrivateKey, stop: threading.Event, seed: int) -> None:
+    """Batches of 100 transfers to a random node every ~0.2 s: blocks of ~20 KB and more,
+    so proposals are relayed by announcement. Errors (a node down) are waited out."""
+    import random
+
+    rng = random.Random(seed)
+    while not stop.is_set():
+        try:
+            with Client(rng.choice(urls), timeout_s=5) as c:
+                nonce = c.next_nonce(key)
+                c.submit_batch([c.build_tx(key, [("bank/send", {"to": SINK, "amount": 1})],
+                                           nonce=nonce + i) for i in range(100)])
+        except Exception:
+            pass
+        time.sleep(0.2)
+
+
 def _tx_status(c: Client, tx_hash: str) -> str:
     """The tx's status on that node ("committed", "pending"), or "unknown" there yet."""
     try:
@@ -316,9 +333,14 @@ def test_network_soak_random_kills_and_partitions(tmp_path, seed):
 
     rng = random.Random(seed)
     net = Testnet(tmp_path, validators=4, interval_ms=200, proxies=True)
+    stop = threading.Event()
     try:
         net.start()
         net.wait_height([0, 1, 2, 3], 3)
+        load = threading.Thread(target=_batch_load, daemon=True,
+                                args=([p.url for p in net.procs], PrivateKey.from_name("carol"),
+                                      stop, seed))
+        load.start()
         for _ in range(6):
             fault = rng.choice(["kill", "partition", "stop"])
             victim = rng.randrange(4)
@@ -336,8 +358,13 @@ def test_network_soak_random_kills_and_partitions(tmp_path, seed):
                 net.heal_all()
             h = max(net.height(i) for i in range(4) if net.procs[i].proc.poll() is None)
             net.wait_height([0, 1, 2, 3], h + 2, 120)
+        stop.set()
+        load.join(15)
         net.assert_same_chain([0, 1, 2, 3], min(net.height(i) for i in range(4)))
+        stats = [net.status(i)["p2p"]["stats"] for i in range(4)]
+        assert sum(s["consensus_announced"] for s in stats) > 0, "large proposals were relayed"
     finally:
+        stop.set()
         net.stop()
 
 
