@@ -505,3 +505,42 @@ def test_localnet_starts_four_validators_and_stops_them_all(tmp_path, stop_signa
             proc.wait()
         for pid in _pids_mentioning(str(root / "node")):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_four_hosts_with_the_same_ports_form_a_network(tmp_path):
+    """`testnet --hosts`: four loopback addresses stand for four machines; every node uses
+    the same P2P and API ports on its own address, and they dial each other by address."""
+    from sharechain.node.launcher import NodeProcess, free_port
+    from sharechain.node.testnet import write_testnet
+
+    hosts = [f"127.0.0.{i}" for i in range(1, 5)]
+    homes = write_testnet(tmp_path, 4, "net-hosts", block_interval_ms=200, hosts=hosts,
+                          base_p2p_port=free_port(), base_api_port=free_port())
+    assert len({h.load_config().p2p_port for h in homes}) == 1
+    procs = [NodeProcess(h) for h in homes]
+    try:
+        for p in procs:
+            p.start(wait=False)
+        for p in procs:
+            p.wait_ready()
+        assert [p.url.split("//")[1].split(":")[0] for p in procs] == hosts
+        deadline = time.monotonic() + 60
+        while True:
+            st = [httpx.get(p.url + "/v1/status", timeout=5).json() for p in procs]
+            if all(s["height"] >= 3 and s["peers"] == 3 for s in st):
+                break
+            assert time.monotonic() < deadline, [(s["height"], s["peers"]) for s in st]
+            time.sleep(0.2)
+        # Dialed by address (inbound ones show the dialer's source address, 127.0.0.1 here).
+        port = homes[0].load_config().p2p_port
+        dialed = {p["address"] for s in st for p in s["p2p"]["peers"]
+                  if p["direction"] == "outbound"}
+        assert dialed and dialed <= {f"{h}:{port}" for h in hosts}, dialed
+        with Client(procs[3].url) as c:
+            res = c.send(PrivateKey.from_name("alice"), SINK, 3)
+        with Client(procs[0].url) as c:
+            c.wait_for_height(res["height"])
+            assert c.tx(res["hash"])["height"] == res["height"]
+    finally:
+        for p in procs:
+            p.stop()

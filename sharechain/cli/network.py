@@ -25,28 +25,38 @@ def register(app: typer.Typer) -> None:
     def testnet(validators: int = typer.Option(4, min=1, max=64),
                 out: Path = typer.Option(..., help="Folder for the node homes."),
                 chain_id: str = "sharechain-testnet",
-                host: str = typer.Option("127.0.0.1", help="Address peers dial (one machine: "
-                                         "loopback; several machines: edit each config's "
-                                         "persistent_peers with the real hosts)."),
+                host: str = typer.Option("127.0.0.1", help="Address peers dial, for every "
+                                         "node (one machine)."),
+                hosts: Optional[str] = typer.Option(
+                    None, help="Comma-separated address of each node, validators first, for "
+                               "a network across machines, e.g. 10.0.0.1,10.0.0.2,10.0.0.3,"
+                               "10.0.0.4 (nodes on different hosts share the base ports)."),
                 base_p2p_port: int = 26656, base_api_port: int = 8700,
                 block_interval_ms: int = 1000, full_nodes: int = 0,
                 force: bool = False) -> None:
         """Write node homes for a BFT network: keys, shared genesis, peer lists."""
         from sharechain.node.testnet import write_testnet
 
+        host_list = [h.strip() for h in hosts.split(",")] if hosts else None
         if out.exists() and any(out.iterdir()):
             if not force:
                 raise ShareChainError("home_exists", f"{out} is not empty; use --force")
             shutil.rmtree(out)
         homes = write_testnet(out, validators, chain_id, host, base_p2p_port, base_api_port,
-                              block_interval_ms, full_nodes)
-        t = Table("node", "p2p id", "p2p", "api", "role")
+                              block_interval_ms, full_nodes, hosts=host_list)
+        t = Table("node", "p2p id", "p2p address", "listens on", "api", "role")
         for i, h in enumerate(homes):
             cfg = h.load_config()
-            t.add_row(h.path.name, h.p2p_node_id(), f"{host}:{cfg.p2p_port}",
-                      f"http://127.0.0.1:{cfg.api_port}", "validator" if i < validators else "full")
+            t.add_row(h.path.name, h.p2p_node_id(),
+                      f"{host_list[i] if host_list else host}:{cfg.p2p_port}",
+                      f"{cfg.p2p_host}:{cfg.p2p_port}", f"http://{cfg.api_host}:{cfg.api_port}",
+                      "validator" if i < validators else "full")
         console.print(t)
-        console.print(f"start each with: sharechain start --home {out}/nodeN")
+        if host_list:
+            console.print(f"copy {out}/nodeN to the machine at the address of nodeN, then on "
+                          "each: sharechain start --home nodeN")
+        else:
+            console.print(f"start each with: sharechain start --home {out}/nodeN")
 
     @app.command("localnet")
     @handle_errors

@@ -45,7 +45,9 @@ class NodeProcess:
         self.home = home
         self.args = args
         self.cfg = home.load_config()
-        self.url = f"http://127.0.0.1:{self.cfg.api_port}"
+        api_host = self.cfg.api_host if self.cfg.api_host not in ("", "0.0.0.0", "::") \
+            else "127.0.0.1"
+        self.url = f"http://{api_host}:{self.cfg.api_port}"
         self.log_path = log_path or home.path / "node.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
