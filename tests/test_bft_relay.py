@@ -399,3 +399,35 @@ def test_announcements_of_messages_that_never_come_start_a_bounded_number_of_pul
     assert not relay._pulls and not relay._pulls_by
     relay.on_pull_message("p1", encode({"t": "have", "h": b"\x01" * 32}))
     assert len(timers) == 1, "its quota is back once those pulls ended"
+
+
+def test_a_pull_ends_when_its_message_comes_another_way_and_old_timers_are_void():
+    from sharechain.crypto import sha256
+    from sharechain.encoding import encode
+    from sharechain.node.network import ANNOUNCE_BYTES_MIN, ConsensusRelay
+
+    timers: list[tuple[float, object, tuple]] = []
+    peers = _PullPeers()
+    relay = ConsensusRelay(peers, call_later=lambda d, fn, *a: timers.append((d, fn, a)),  # type: ignore[arg-type]
+                           stats={})
+    big = b"D" * ANNOUNCE_BYTES_MIN
+    key = sha256(big)
+    relay.on_pull_message("p1", encode({"t": "have", "h": key}))
+    relay.broadcast(big)  # the node sends the same message itself before the pull is due
+    _, fn, args = timers.pop()
+    fn(*args)  # type: ignore[operator]
+    assert not relay._pulls and not relay._pulls_by, "ended, its quota given back"
+    assert not [m for _, ch, m in peers.out if ch == 0x21], "nothing asked"
+    # A timer of a pull that ended does not drive a new pull of the same message.
+    other = b"E" * ANNOUNCE_BYTES_MIN
+    okey = sha256(other)
+    relay.on_pull_message("p1", encode({"t": "have", "h": okey}))
+    stale = timers.pop()
+    relay._end_pull(okey)
+    relay.on_pull_message("p2", encode({"t": "have", "h": okey}))
+    stale[1](*stale[2])  # type: ignore[operator]
+    assert not [m for _, ch, m in peers.out if ch == 0x21], "the stale timer asked nobody"
+    _, fn, args = timers.pop()
+    fn(*args)  # type: ignore[operator]
+    assert [(p, ch) for p, ch, _ in peers.out] == [("p1", 0x20), ("p2", 0x20), ("p3", 0x20),
+                                                   ("p2", 0x21)]

@@ -258,23 +258,26 @@ class ConsensusRelay:
             if started >= PULLS_PER_PEER_MAX:
                 self.stats["consensus_haves_ignored"] += 1
                 return
-            self._pulls[key] = _Pull(peer_id)
+            pull = self._pulls[key] = _Pull(peer_id)
             self._pulls_by[peer_id] = started + 1
-            self._call_later(PULL_DELAY_S, self._pull_due, key)
+            self._call_later(PULL_DELAY_S, self._pull_due, key, pull)
         elif peer_id not in pull.announcers and len(pull.announcers) < PULL_ANNOUNCERS_MAX:
             pull.announcers.append(peer_id)
 
-    def _pull_due(self, key: bytes) -> None:
+    def _pull_due(self, key: bytes, pull: _Pull) -> None:
         """Ask the next announcer for a message that has not come (none left: give up;
-        a later announcement starts again)."""
-        pull = self._pulls.get(key)
-        if pull is None or key in self._seen:
+        a later announcement starts again). ``pull``: the pull this timer belongs to (a
+        timer of a pull that ended is void, whatever came after it)."""
+        if self._pulls.get(key) is not pull:
+            return
+        if key in self._seen:  # it came another way (our own broadcast, say)
+            self._end_pull(key)
             return
         while pull.announcers:
             peer = pull.announcers.pop(0)
             if self.peers.send(peer, CHANNEL_CONSENSUS_PULL, encode({"t": "want", "h": key})):
                 pull.asked = peer
-                self._call_later(PULL_TIMEOUT_S, self._pull_due, key)
+                self._call_later(PULL_TIMEOUT_S, self._pull_due, key, pull)
                 return
         self._end_pull(key)
 
