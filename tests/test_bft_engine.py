@@ -794,3 +794,35 @@ def test_wal_caps_record_size():
         frame(b"")
     with pytest.raises(WalError):
         frame(b"x" * (8 * 1024 * 1024 + 1))
+
+
+def test_a_full_disk_under_the_file_wal_is_a_clear_fatal_error(tmp_path, monkeypatch):
+    """ENOSPC on an append or a reset stops the node with disk_full (what it should do),
+    and the log still recovers what was written before; other I/O errors pass through."""
+    import errno
+    import os
+
+    from sharechain.errors import FatalError
+
+    recs = _records(non_proposer_harness())
+    w = FileWal(tmp_path / "cs.wal")
+    w.recover()
+    w.append_sync(recs[0])
+    real_fsync = os.fsync
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(FatalError) as err:
+        w.append_sync(recs[1])
+    assert err.value.code == "disk_full" and "free space" in err.value.message
+    with pytest.raises(FatalError):
+        w.reset((recs[0],))
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.EIO, "EIO")))
+    with pytest.raises(OSError) as io_err:
+        FileWal(tmp_path / "other.wal").recover()
+    assert io_err.value.errno == errno.EIO
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    w.close()
+    assert FileWal(tmp_path / "cs.wal").recover()[:1] == recs[:1]

@@ -31,6 +31,7 @@ file, fsync, rename over the old one, fsync the directory).
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from typing import BinaryIO, Protocol
 from sharechain.chain.types import Block, Commit, ValidatorSet
 from sharechain.consensus.bft.messages import Proposal, Vote, decode_tagged, encode_tagged
 from sharechain.crypto import sha256
-from sharechain.errors import DecodeError, ShareChainError
+from sharechain.errors import DecodeError, FatalError, ShareChainError
 
 WAL_MAGIC = b"SCWAL01\n"
 WAL_RECORD_BYTES_MAX = 8 * 1024 * 1024
@@ -218,16 +219,30 @@ class FileWal:
         if self._size + len(f) > WAL_BYTES_MAX:
             raise WalError("wal_full", f"the WAL would exceed {WAL_BYTES_MAX} bytes")
         fh = self._handle()
-        fh.write(f)
-        fh.flush()
-        os.fsync(fh.fileno())
+        try:
+            fh.write(f)
+            fh.flush()
+            os.fsync(fh.fileno())
+        except OSError as exc:
+            raise self._disk_full(exc) from exc
         self._size += len(f)
 
     def reset(self, recs: tuple[WalRecord, ...]) -> None:
         data = WAL_MAGIC + b"".join(frame(encode_record(r)) for r in recs)
         self.close()
-        self._write_atomically(data)
+        try:
+            self._write_atomically(data)
+        except OSError as exc:
+            raise self._disk_full(exc) from exc
         self._open(len(data))
+
+    def _disk_full(self, exc: OSError) -> OSError | FatalError:
+        """A full disk as the clear error that stops the node (nothing the record covers
+        was sent; a torn tail is cut at the next start); other I/O errors as they are."""
+        if exc.errno != errno.ENOSPC:
+            return exc
+        return FatalError("disk_full", f"the disk holding the consensus WAL ({self.path}) is "
+                          "full: free space and start the node again")
 
     def close(self) -> None:
         if self._f is not None:
