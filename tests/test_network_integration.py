@@ -544,3 +544,69 @@ def test_four_hosts_with_the_same_ports_form_a_network(tmp_path):
     finally:
         for p in procs:
             p.stop()
+
+
+def test_a_validator_that_signs_conflicting_votes_is_exposed_with_checkable_evidence(tmp_path):
+    """node3 is stopped and its key is used to sign two prevotes for different blocks at the
+    height the others are deciding, sent to node0 over an authenticated connection. node0
+    records the pair, relays both votes, and node1 records it too; the evidence served at
+    /v1/evidence verifies against the validator set on its own."""
+    import re
+
+    import nacl.signing
+
+    from sharechain.chain.types import VOTE_PREVOTE, vote_sign_bytes
+    from sharechain.consensus.bft.evidence import DuplicateVoteEvidence
+    from sharechain.consensus.bft.messages import Vote, encode_message
+    from sharechain.encoding import decode, from_obj
+    from sharechain.node.genesis import load_genesis
+    from sharechain.p2p.peers import CHANNEL_CONSENSUS
+    from sharechain.p2p.secret_conn import handshake
+
+    net = Testnet(tmp_path, validators=4, interval_ms=300)
+    try:
+        net.start()
+        net.wait_height([0, 1, 2, 3], 2)
+        net.procs[3].stop()  # its own votes stay out of the way
+        byzantine = net.homes[3].node_key()
+
+        def evidence(i: int) -> list[dict]:
+            return httpx.get(net.procs[i].url + "/v1/evidence", timeout=5).json()["evidence"]
+
+        async def equivocate() -> None:
+            r, w = await asyncio.open_connection("127.0.0.1", net.p2p_ports[0])
+            conn = await handshake(r, w, nacl.signing.SigningKey.generate(),
+                                   net.homes[0].p2p_node_id(), 10, network_id="net-test")
+            deadline = time.monotonic() + 30
+            try:
+                while not await asyncio.to_thread(evidence, 0):
+                    assert time.monotonic() < deadline, "no evidence recorded"
+                    h = await asyncio.to_thread(net.height, 0) + 1  # the height being decided
+                    t = int(time.time() * 1000)
+                    for block_hash in (b"\x01" * 32, b"\x02" * 32):
+                        sig = byzantine.sign(vote_sign_bytes("net-test", VOTE_PREVOTE, h, 0,
+                                                             block_hash, t))
+                        vote = Vote(VOTE_PREVOTE, h, 0, block_hash, t, byzantine.address, sig)
+                        await conn.send(bytes([CHANNEL_CONSENSUS]) + encode_message(vote))
+                    await asyncio.sleep(0.1)
+            finally:
+                conn.abort()
+
+        asyncio.run(equivocate())
+        found = evidence(0)[0]
+        assert found["type"] == "prevote" and found["block_hashes"] == ["01" * 32, "02" * 32]
+        ev = from_obj(DuplicateVoteEvidence, decode(bytes.fromhex(found["evidence"])))
+        assert ev.validator == byzantine.address
+        valset = load_genesis(net.homes[0].genesis_file).validators
+        assert ev.verify("net-test", valset) is None, "anyone can check it"
+        deadline = time.monotonic() + 10
+        while not evidence(1):  # the votes were relayed: node1 holds the proof too
+            assert time.monotonic() < deadline, "node1 did not see both votes"
+            time.sleep(0.2)
+        metrics = httpx.get(net.procs[0].url + "/metrics", timeout=5).text
+        assert re.search(r"sharechain_consensus_evidence [1-9]", metrics)
+        assert "signed two conflicting prevotes" in net.procs[0].log_path.read_text()
+        h = net.height(0)
+        net.wait_height([0, 1, 2], h + 2, 60)  # the honest three go on
+    finally:
+        net.stop()

@@ -92,6 +92,23 @@ def create_app(node: "Node") -> FastAPI:
 
         return Response(node.metrics.render(), media_type=CONTENT_TYPE)
 
+    @api.get("/v1/evidence", tags=["node"],
+             description="Conflicting votes this node has seen a validator sign (equivocation), "
+                         "newest last. `evidence` is the canonical CBOR of the pair: anyone "
+                         "with the validator set can check it "
+                         "(sharechain.consensus.bft.evidence.DuplicateVoteEvidence.verify).")
+    def evidence() -> dict[str, Any]:
+        from sharechain.encoding import encode
+
+        out = []
+        for ev in node.evidence():
+            a, b = ev.vote_a, ev.vote_b
+            out.append({"validator": bech32_address(a.validator), "height": a.height,
+                        "round": a.round, "type": a.kind,
+                        "block_hashes": [a.block_hash.hex(), b.block_hash.hex()],
+                        "hash": ev.hash().hex(), "evidence": encode(ev).hex()})
+        return {"chain_id": chain.chain_id, "evidence": out}
+
     @api.get("/v1/genesis", tags=["node"])
     def genesis() -> dict[str, Any]:
         return node.genesis.raw

@@ -28,6 +28,9 @@ class NodeMetrics:
         self.mempool_bytes = Gauge("sharechain_mempool_bytes", "Bytes in the mempool", registry=r)
         self.peers = Gauge("sharechain_peers", "Connected peers", registry=r)
         self.syncing = Gauge("sharechain_syncing", "1 while block sync is catching up", registry=r)
+        self.evidence = Gauge("sharechain_consensus_evidence",
+                              "Duplicate-vote evidence held (validators seen equivocating)",
+                              registry=r)
         self.store_used = Gauge("sharechain_store_bytes_used",
                                 "Bytes of the store (LMDB map) in use", registry=r)
         self.store_max = Gauge("sharechain_store_bytes_max",
@@ -74,6 +77,7 @@ class NodeMetrics:
         self.mempool_bytes.set(n.chain.mempool.bytes)
         self.peers.set(n.p2p.peer_count() if n.p2p is not None else 0)
         self.syncing.set(1 if n.p2p is not None and n.p2p.syncing else 0)
+        self.evidence.set(len(n.evidence()))
         used, most = n.chain.store.usage()
         self.store_used.set(used)
         self.store_max.set(most)

@@ -139,6 +139,13 @@ class Node:
                           for p in self.p2p.peers.peers()],
                 "stats": self.p2p.stats}
 
+    def evidence(self) -> list[Any]:
+        """Duplicate-vote evidence this node's BFT engine has seen (none on other engines):
+        proof, checkable by anyone with the validator set, that a validator equivocated."""
+        driver = getattr(self.engine, "driver", None)
+        engine = getattr(driver, "engine", None)
+        return list(getattr(engine, "evidence", ()))
+
     def _sync_record(self, peer_id: str) -> dict[str, Any]:
         timeouts, cooldown = self.p2p.sync_cooldown(peer_id)  # type: ignore[union-attr]
         return {"sync_timeouts": timeouts, "sync_cooldown_s": round(cooldown, 1)}

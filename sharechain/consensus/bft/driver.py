@@ -47,6 +47,7 @@ from sharechain.consensus.bft.events import (
     PersistWAL,
     ProposalBlockReady,
     Recover,
+    ReportEvidence,
     RequestProposal,
     ResetWAL,
     ScheduleTimeout,
@@ -255,7 +256,11 @@ class BftDriver:
         elif isinstance(a, LoadDecision):
             found = self.connector.decision_at(a.height)
             return DecisionLoaded(*found) if found is not None else None
-        # ReportEvidence: the engine keeps it (``engine.evidence``); nothing to do here.
+        elif isinstance(a, ReportEvidence):  # the engine keeps it (``engine.evidence``)
+            v = a.evidence.vote_a
+            log.warning("validator %s signed two conflicting %ss at height %d round %d "
+                        "(evidence %s; see /v1/evidence)", v.validator.hex(), v.kind, v.height,
+                        v.round, a.evidence.hash().hex()[:16])
         return None
 
     def _chain_moved(self) -> StartHeight | None:
