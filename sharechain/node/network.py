@@ -28,10 +28,12 @@ Three channels ride on the authenticated peer connections of ``sharechain.p2p``:
   current validator set and the block validates against the local state (so a peer cannot
   feed a block that does not extend our chain). Then consensus continues from the new height.
   A request unanswered within ``SYNC_REQUEST_TIMEOUT_S`` is asked again of another peer, and
-  the silent peer sits out a cooldown (asked for nothing, its height not counted) that
-  doubles with each further timeout and ends when it serves a block: a peer that announces
-  heights it never serves delays a catch-up by one timeout, not one per window. Silence
-  costs no score, as an honest peer may only be busy (see ``sync_gets_refused``).
+  the silent peer sits out a cooldown (asked for nothing while another peer is ahead, its
+  height not counted in ``best_peer_height`` and ``syncing``) that doubles with each further
+  timeout and ends when it serves a block: a peer that announces heights it never serves
+  delays a catch-up by one timeout, not one per window. Silence costs no score, as an
+  honest peer may only be busy (see ``sync_gets_refused``), and a peer cooling down is still
+  asked when no other peer is ahead.
   Applying a backlog never holds the event loop for more than one block: a block's tx
   signatures are checked in the signature worker processes while the loop runs on (or, on
   a node configured with no workers, on the loop for that block), and the loop gets a turn
@@ -642,9 +644,8 @@ class NodeNetwork:
             elif now - at >= SYNC_REQUEST_TIMEOUT_S:
                 del self._pending[h]
                 self._sync_timed_out(peer, now)
-        best = self.best_peer_height()
-        self.syncing = best > ours + 1
-        if best <= ours:
+        self.syncing = self.best_peer_height() > ours + 1
+        if max(self.peer_heights.values(), default=0) <= ours:
             self._pending.clear()
             self._received.clear()
             return
@@ -668,13 +669,16 @@ class NodeNetwork:
         if applied and self.on_synced_block is not None:
             self.on_synced_block()
         # Request the window, spreading heights over the peers that have them and are not
-        # cooling down after a timeout (a request that times out is asked again of another).
-        now = self.clock()
-        heights = self._sync_heights(now)
-        best = max(heights.values(), default=0)
-        holders = sorted(p for p, h in heights.items() if h > ours)
+        # cooling down after a timeout (a request that times out is asked again of another);
+        # only if no other peer is ahead, of those cooling down (a busy peer that refused
+        # some requests may be the one peer to sync from).
+        heights = self.peer_heights
+        holders = (sorted(p for p, h in self._sync_heights(self.clock()).items() if h > ours)
+                   or sorted(p for p, h in heights.items() if h > ours))
         if not holders:
             return
+        now = self.clock()
+        best = max(heights[p] for p in holders)
         for i, h in enumerate(range(ours + 1, min(best, ours + SYNC_WINDOW) + 1)):
             if h in self._received or h in self._pending:
                 continue
