@@ -74,19 +74,15 @@ def cpu_seconds(root_pids: list[int]) -> float:
     return sum(process_ticks(p) for p in owned) / os.sysconf("SC_CLK_TCK")
 
 
-def p2p_bytes_in(procs: list[NodeProcess]) -> int:
-    """Bytes the nodes have received from their peers so far (their /v1/status)."""
-    total = 0
+def p2p_totals(procs: list[NodeProcess]) -> tuple[int, int]:
+    """(bytes the nodes have received from their peers so far, proposals they pulled),
+    summed over the nodes' /v1/status."""
+    bytes_in = pulled = 0
     for p in procs:
-        st = httpx.get(p.url + "/v1/status", timeout=5).json()
-        total += sum(peer["bytes_in"] for peer in (st.get("p2p") or {}).get("peers", []))
-    return total
-
-
-def p2p_stat(procs: list[NodeProcess], name: str) -> int:
-    """One P2P counter (``/v1/status`` p2p.stats), summed over the nodes."""
-    return sum(int(((httpx.get(p.url + "/v1/status", timeout=5).json().get("p2p") or {})
-                    .get("stats") or {}).get(name, 0)) for p in procs)
+        p2p = httpx.get(p.url + "/v1/status", timeout=5).json().get("p2p") or {}
+        bytes_in += sum(peer["bytes_in"] for peer in p2p.get("peers", []))
+        pulled += int((p2p.get("stats") or {}).get("consensus_pulled", 0))
+    return bytes_in, pulled
 
 
 def percentile(xs: list[float], p: float) -> float:
@@ -215,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
                     reasons[item["code"]] = reasons.get(item["code"], 0) + 1
 
     print(f"submitting for {args.seconds:.0f}s at up to {args.rate:,} tx/s...", flush=True)
-    p2p_in_start = p2p_bytes_in(procs)
+    p2p_in_start, pulled_start = p2p_totals(procs)
     node_pids = [p.proc.pid for p in procs if p.proc is not None]
     cpu_start = cpu_seconds(node_pids)
     t_start = time.perf_counter()
@@ -244,9 +240,10 @@ def main(argv: list[str] | None = None) -> None:
             break
         time.sleep(0.2)
     cpu_to_drained = cpu_seconds(node_pids) - cpu_start
-    p2p_in = p2p_bytes_in(procs) - p2p_in_start
+    p2p_in, pulled = p2p_totals(procs)
+    p2p_in -= p2p_in_start
     # Proposals a node asked a relay for, having not got them from their author in time.
-    pulled = p2p_stat(procs, "consensus_pulled") if len(procs) > 1 else None
+    pulled = pulled - pulled_start if len(procs) > 1 else None
     stop.set()
     with lock:
         lat = [committed_at[h] - submitted_at[h] for h in submitted_at if h in committed_at]

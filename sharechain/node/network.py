@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("sharechain.network")
 
 SEEN_LEN_MAX = 200_000
+PEER_RECORDS_MAX = 1024  # peers remembered by a per-peer record (ids are free to make)
 TX_GOSSIP_BATCH_MAX = 512
 TX_HASHES_MAX = 4096  # hashes in one have/want message
 TX_WANT_TIMEOUT_S = 2.0  # ask another announcer when a requested tx has not come
@@ -86,7 +87,6 @@ SYNC_REQUEST_TIMEOUT_S = 5.0
 # counted, for a cooldown that doubles with each further timeout (from the request timeout
 # up to this cap) and ends when it next serves a block.
 SYNC_COOLDOWN_MAX_S = 300.0
-SYNC_COOLDOWNS_MAX = 1024  # peers remembered with a cooldown (ids are free to make)
 SYNC_MSG_BYTES_MAX = 40 * 1024 * 1024
 SYNC_REPLY_ROOM_MIN = 64 * 1024  # a block request is not served into a fuller peer queue
 SYNC_REPLY_OVERHEAD = 64  # a block reply's bytes besides its block and commit (keys, headers)
@@ -214,21 +214,22 @@ class ConsensusRelay:
         if self._receiver is not None:
             self._receiver(payload)
 
-    def _settle(self, msg_bytes: bytes) -> str:
-        """Mark a message judged; returns the peer it first came from ("" if unknown)."""
-        entry = self._seen.get(sha256(msg_bytes))
+    def _settle(self, msg_bytes: bytes) -> tuple[str, bytes]:
+        """Mark a message judged; returns the peer it first came from ("" if unknown) and
+        the message's hash (so a relay hashes a proposal once)."""
+        key = sha256(msg_bytes)
+        entry = self._seen.get(key)
         if entry is None:
-            return ""
+            return "", key
         entry.settled = True
-        return entry.origin
+        return entry.origin, key
 
     def relay(self, msg_bytes: bytes) -> None:
-        origin = self._settle(msg_bytes)
+        origin, key = self._settle(msg_bytes)
         exclude = (origin,) if origin else ()
         if len(msg_bytes) < ANNOUNCE_BYTES_MIN:
             self.peers.broadcast(CHANNEL_CONSENSUS, msg_bytes, exclude=exclude)
             return
-        key = sha256(msg_bytes)
         self._held.put(key, msg_bytes)
         self.stats["consensus_announced"] += 1
         self.peers.broadcast(CHANNEL_CONSENSUS_PULL, encode({"t": "have", "h": key}),
@@ -294,7 +295,7 @@ class ConsensusRelay:
         return pull
 
     def reject(self, msg_bytes: bytes, reason: str) -> None:
-        origin = self._settle(msg_bytes)
+        origin, _ = self._settle(msg_bytes)
         if origin:
             self.peers.report(origin, f"invalid consensus message: {reason}",
                               BAD_MESSAGE_POINTS)
@@ -316,7 +317,7 @@ class NodeNetwork:
         self._tx_wanted: BoundedMap[bytes, tuple[float, str]] = BoundedMap(SEEN_LEN_MAX)
         # peer -> (txs asked of it and not arrived, when that was counted): a peer announcing
         # hashes of txs it never sends cannot make this node ask without end.
-        self._tx_owed: BoundedMap[str, tuple[float, float]] = BoundedMap(SYNC_COOLDOWNS_MAX)
+        self._tx_owed: BoundedMap[str, tuple[float, float]] = BoundedMap(PEER_RECORDS_MAX)
         # Per peer, the txs already sent to it in answer to a "want": each is sent once per
         # connection, so a peer cannot make this node send the same txs again and again (a
         # 128 KiB "want" can draw ~600 KiB of txs). The hot path pays nothing for it: a
@@ -330,7 +331,7 @@ class NodeNetwork:
         self._pending: dict[int, tuple[str, float]] = {}  # height -> (asked peer, asked at)
         # peer -> (timeouts since it last served a block, end of its cooldown); kept across
         # reconnections, so a peer cannot shed its record by reconnecting.
-        self._sync_cooldown: BoundedMap[str, tuple[int, float]] = BoundedMap(SYNC_COOLDOWNS_MAX)
+        self._sync_cooldown: BoundedMap[str, tuple[int, float]] = BoundedMap(PEER_RECORDS_MAX)
         self._received: dict[int, tuple[str, bytes, bytes]] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self.syncing = False
@@ -621,8 +622,8 @@ class NodeNetwork:
         strikes += 1
         cooldown = min(SYNC_COOLDOWN_MAX_S, SYNC_REQUEST_TIMEOUT_S * 2 ** min(strikes - 1, 16))
         self._sync_cooldown.put(peer_id, (strikes, now + cooldown))
-        log.info("peer %s left %d block request(s) unanswered; not asked for %.0f s",
-                 peer_id[:8], strikes, cooldown)
+        log.info("peer %s left block requests unanswered (%d time(s)); asked only if no "
+                 "other peer is ahead for %.0f s", peer_id[:8], strikes, cooldown)
 
     async def _sync_loop(self) -> None:
         while True:

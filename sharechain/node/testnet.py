@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,4 +71,7 @@ def write_testnet(out: Path, validators: int, chain_id: str = "sharechain-testne
 
 
 def _is_loopback(host: str) -> bool:
-    return host.startswith("127.") or host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        return host == "localhost"

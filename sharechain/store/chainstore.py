@@ -169,7 +169,7 @@ class ChainStore:
             meta = self._write_block(w, h, hk, block_hash)
         except lmdb.MapFullError:
             raise FatalError("store_full", f"the store reached its size limit of "
-                             f"{self.map_bytes() / 2**20:,.0f} MiB at height {h}, and nothing "
+                             f"{self.usage()[1] / 2**20:,.0f} MiB at height {h}, and nothing "
                              "of that block was written: raise db_map_mib in the node's "
                              "config.json and start it again") from None
         except lmdb.Error as exc:
@@ -201,10 +201,6 @@ class ChainStore:
             meta = Meta(h, root, w.results_root, w.block.header.time_ms, block_hash)
             put(b"meta", self._meta_bytes(meta), db=self.db_meta)
         return meta
-
-    def map_bytes(self) -> int:
-        """The most the store may grow to."""
-        return int(self.env.info()["map_size"])
 
     def usage(self) -> tuple[int, int]:
         """(bytes in use, the most the store may grow to). In use: the pages up to the
