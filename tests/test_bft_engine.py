@@ -454,8 +454,10 @@ def test_restart_recovers_votes_and_lock_and_never_signs_a_conflict():
     out = h.restart(now=5000)
     eng = h.engine
     assert eng.round == 0 and eng.phase == Phase.PRECOMMIT and eng.locked == (0, b.hash())
-    resent = [a.msg for a in out if isinstance(a, Broadcast)]
+    resent = [a.msg for a in out if isinstance(a, Broadcast) and not a.forward]
     assert set(resent) == set(before)              # the same signed bytes, re-sent
+    passed_on = [a.msg for a in out if isinstance(a, Broadcast) and a.forward]
+    assert all(getattr(m, "validator", None) != eng.address for m in passed_on)
     assert not any(isinstance(a, PersistWAL) for a in out)
     # Whatever arrives now, nothing new is signed for round 0.
     other = h.block(h.proposer(0), variant=1)

@@ -148,7 +148,7 @@ class Transcript:
         if isinstance(a, PersistWAL):
             return "wal " + self.msg(a.record)
         if isinstance(a, Broadcast):
-            return "send " + self.msg(a.msg)
+            return ("pass-on " if a.forward else "send ") + self.msg(a.msg)
         if isinstance(a, ResetWAL):
             return "wal-reset " + " ".join(self.msg(r) for r in a.records)
         if isinstance(a, CommitBlock):

@@ -11,6 +11,8 @@ delays, drops, duplicates, reordering, partitions, crash times, clock skews, Byz
 choices — is drawn from generators seeded by the scenario's seed, so a run replays exactly.
 
 * :mod:`.network` — seeded delays, drops, duplicates, reordering, partitions; heals at GST.
+  A full mesh by default; ``Scenario.missing_links`` leaves node pairs unlinked for good
+  (a sparse mesh), and then nodes relay what they admit, as real nodes do.
 * :mod:`.fakechain` — an in-memory ChainConnector with strict block checks.
 * :mod:`.byzantine` — equivocating proposer, double voter, silent, garbage sender, and
   colluders, as explicit seams on a node's outbound messages.

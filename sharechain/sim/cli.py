@@ -32,6 +32,8 @@ HeightsOpt = typer.Option(50, "--heights", min=1, help="Run until every honest n
 FaultsOpt = typer.Option("", "--faults", help="Comma-separated: " + ",".join(ALL_FAULTS))
 ColludeOpt = typer.Option(False, "--collude", help="Byzantine nodes fork the chain together "
                           "(needs more than 1/3 of them to succeed).")
+LinksOpt = typer.Option("", "--missing-links", help="Node pairs with no direct link, e.g. "
+                        "0-2,1-3: a sparse mesh, where messages cross by relays.")
 TraceOpt = typer.Option(False, "--trace", help="Print every message, drop and timer.")
 QuietOpt = typer.Option(False, "--quiet", help="Print only the result line.")
 
@@ -45,6 +47,15 @@ def _parse_faults(text: str) -> tuple[str, ...]:
     return faults
 
 
+def _parse_links(text: str) -> tuple[tuple[int, int], ...]:
+    try:
+        return tuple((int(a), int(b)) for a, b in
+                     (pair.strip().split("-") for pair in text.split(",") if pair.strip()))
+    except ValueError:
+        raise typer.BadParameter("write node pairs as A-B, comma-separated (e.g. 0-2,1-3)",
+                                 param_hint="--missing-links") from None
+
+
 def _summary(res: RunResult) -> str:
     status = "OK" if res.ok else f"VIOLATION ({len(res.violations)})"
     return (f"{status}: seed {res.scenario.seed}, {res.heights} heights by every honest node, "
@@ -53,10 +64,11 @@ def _summary(res: RunResult) -> str:
 
 
 def run_command(seed: int, nodes: int, byzantine: int, heights: int, faults: str,
-                collude: bool, trace: bool, quiet: bool) -> None:
+                collude: bool, trace: bool, quiet: bool, missing_links: str = "") -> None:
     try:
         sc = Scenario(seed=seed, nodes=nodes, byzantine=byzantine, heights=heights,
-                      faults=_parse_faults(faults), collude=collude)
+                      faults=_parse_faults(faults), collude=collude,
+                      missing_links=_parse_links(missing_links))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     level = "off" if quiet else ("full" if trace else "summary")
@@ -73,18 +85,20 @@ def run_command(seed: int, nodes: int, byzantine: int, heights: int, faults: str
 @app.callback(invoke_without_command=True)
 def main(ctx: typer.Context, seed: int = SeedOpt, nodes: int = NodesOpt,
          byzantine: int = ByzOpt, heights: int = HeightsOpt, faults: str = FaultsOpt,
-         collude: bool = ColludeOpt, trace: bool = TraceOpt, quiet: bool = QuietOpt) -> None:
+         collude: bool = ColludeOpt, trace: bool = TraceOpt, quiet: bool = QuietOpt,
+         missing_links: str = LinksOpt) -> None:
     """Without a command: run one simulation (same options as ``run``)."""
     if ctx.invoked_subcommand is None:
-        run_command(seed, nodes, byzantine, heights, faults, collude, trace, quiet)
+        run_command(seed, nodes, byzantine, heights, faults, collude, trace, quiet,
+                    missing_links)
 
 
 @app.command()
 def run(seed: int = SeedOpt, nodes: int = NodesOpt, byzantine: int = ByzOpt,
         heights: int = HeightsOpt, faults: str = FaultsOpt, collude: bool = ColludeOpt,
-        trace: bool = TraceOpt, quiet: bool = QuietOpt) -> None:
+        trace: bool = TraceOpt, quiet: bool = QuietOpt, missing_links: str = LinksOpt) -> None:
     """Replay one seeded run and print its trace; exit 1 if an invariant fails."""
-    run_command(seed, nodes, byzantine, heights, faults, collude, trace, quiet)
+    run_command(seed, nodes, byzantine, heights, faults, collude, trace, quiet, missing_links)
 
 
 @app.command()

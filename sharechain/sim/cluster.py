@@ -49,7 +49,7 @@ from sharechain.consensus.bft.events import (
     ValidateBlock,
 )
 from sharechain.consensus.bft.messages import Message, Proposal, Vote, decode_message
-from sharechain.consensus.bft.replica import REJECTED, Replica
+from sharechain.consensus.bft.replica import ADMITTED, REJECTED, Replica
 from sharechain.consensus.bft.valset import CheckedSignatures
 from sharechain.consensus.bft.wal import MemoryWal, WalError
 from sharechain.crypto import PrivateKey, verify
@@ -102,6 +102,10 @@ class Scenario:
     chaos_ms: int | None = None           # GST; None: drawn from the seed if faults need it
     fixed_delay_ms: int | None = None     # every message takes exactly this long (bench)
     config: BftConfig = SIM_CONFIG
+    # Node pairs with no direct link (a sparse mesh, for good: healing does not add them).
+    # With any, nodes relay each message they admit to their peers, as real nodes do, and
+    # messages between such a pair cross in two hops.
+    missing_links: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.faults if f not in ALL_FAULTS]
@@ -110,6 +114,10 @@ class Scenario:
                              f"known: {', '.join(ALL_FAULTS)}")
         if not 0 <= self.byzantine < self.nodes or self.nodes < 1:
             raise ValueError("need 1 or more nodes and fewer Byzantine nodes than nodes")
+        for a, b in self.missing_links:
+            if a == b or not (0 <= a < self.nodes and 0 <= b < self.nodes):
+                raise ValueError(f"missing link {a}-{b}: need two different nodes "
+                                 f"of 0..{self.nodes - 1}")
 
     def replay_command(self) -> str:
         cmd = (f"python -m sharechain.sim run --seed {self.seed} --nodes {self.nodes} "
@@ -118,6 +126,8 @@ class Scenario:
             cmd += f" --faults {','.join(self.faults)}"
         if self.collude:
             cmd += " --collude"
+        if self.missing_links:
+            cmd += " --missing-links " + ",".join(f"{a}-{b}" for a, b in self.missing_links)
         return cmd
 
 
@@ -227,7 +237,7 @@ class Cluster:
         mutable = tuple(self.keys[i].address for i in range(n) if self.honest[i])
         self.faults = self._network_faults(fr)
         self.net = SimNetwork(random.Random(f"{sc.seed}:net"), self.faults,
-                              fixed_delay_ms=sc.fixed_delay_ms)
+                              fixed_delay_ms=sc.fixed_delay_ms, missing_links=sc.missing_links)
         self.checker = Checker(CHAIN_ID, self.honest, self.names, CLOCK_SKEW_MS_MAX,
                                GENESIS_TIME_MS, verifier=self.caches.checked())
         self.checker.set_honest_addresses(list(mutable))
@@ -249,7 +259,6 @@ class Cluster:
             plot.side_a = frozenset(honest_ids[: (len(honest_ids) + 1) // 2])
         self.gst_ms = self._schedule_faults(fr)
         self.faulty = n - sum(self.honest)
-        self._delay_max = sc.fixed_delay_ms or CALM.delay_max_ms
         self._deadline: int | None = None
         self._min_height = 0
         self.time_limit_ms = (self.gst_ms + self._bound(40)
@@ -303,8 +312,9 @@ class Cluster:
         return chaos
 
     def _bound(self, start_round: int) -> int:
+        hops = 2 if self.sc.missing_links else 1  # relayed: a message may take two hops
         return liveness_bound_ms(self.sc.config, self.sc.nodes - sum(self.honest),
-                                 start_round, self.sc.fixed_delay_ms or CALM.delay_max_ms)
+                                 start_round, hops * (self.sc.fixed_delay_ms or CALM.delay_max_ms))
 
     def _push(self, at: int, kind: int, a: Any, b: Any) -> None:
         self._seq += 1
@@ -464,6 +474,10 @@ class Cluster:
 
     def _do(self, node: SimNode, a: Action) -> Event | None:
         if isinstance(a, Broadcast):
+            if a.forward:  # another validator's message passed on: honest nodes only
+                if node.behaviour.honest:
+                    self._send(node, (None, a.data, a.msg), own=False)
+                return None
             for out in node.behaviour.outbound(node.ctx, a.msg, a.data):
                 self._send(node, out)
         elif isinstance(a, PersistWAL):
@@ -497,12 +511,16 @@ class Cluster:
         return None
 
     def _take_verdicts(self, node: SimNode) -> None:
-        """The relay contract: every peer already gets every broadcast on the simulated
-        network (a full mesh), so admitted messages need no relay; rejections are counted."""
+        """The relay contract. On a full mesh every peer already gets every broadcast, so
+        admitted messages need no relay; with missing links an honest node relays each
+        message it admits to its peers, once, as the P2P relay does. Rejections are counted."""
         if node.replica is None:
             return
+        relays = bool(self.sc.missing_links) and node.behaviour.honest
         for v in node.replica.take_verdicts():
-            if v.outcome == REJECTED:
+            if v.outcome == ADMITTED and relays:
+                self._send(node, (None, v.raw, self.caches.decode(v.raw)), own=False)
+            elif v.outcome == REJECTED:
                 self.msgs_by_kind["rejected_" + v.reason] = (
                     self.msgs_by_kind.get("rejected_" + v.reason, 0) + 1)
 
@@ -534,9 +552,10 @@ class Cluster:
             if self._deadline is not None:
                 self._set_deadline()
 
-    def _send(self, node: SimNode, out: Outgoing) -> None:
+    def _send(self, node: SimNode, out: Outgoing, own: bool = True) -> None:
         dst, raw, msg = out
-        self.checker.on_sent(node.idx, node.key.address, msg, self.now)
+        if own:
+            self.checker.on_sent(node.idx, node.key.address, msg, self.now)
         kind = type(msg).__name__ if msg is not None else "junk"
         targets = node.ctx.peers if dst is None else (dst,)
         self.msgs_by_kind[kind] = self.msgs_by_kind.get(kind, 0) + len(targets)

@@ -29,8 +29,12 @@ CALM = NetworkFaults()
 
 class SimNetwork:
     def __init__(self, rng: random.Random, faults: NetworkFaults, calm: NetworkFaults = CALM,
-                 fixed_delay_ms: int | None = None) -> None:
+                 fixed_delay_ms: int | None = None,
+                 missing_links: tuple[tuple[int, int], ...] = ()) -> None:
         self.rng = rng
+        # Pairs of nodes with no direct connection (a sparse mesh): part of the topology,
+        # not a fault, so healing does not restore them; messages cross by relays.
+        self.missing = frozenset(frozenset(pair) for pair in missing_links)
         self.faults = faults
         self.calm = calm
         self.fixed_delay_ms = fixed_delay_ms
@@ -52,6 +56,8 @@ class SimNetwork:
         self.partitions = [p for p in self.partitions if p[0] != pid]
 
     def cut(self, src: int, dst: int) -> bool:
+        if self.missing and frozenset((src, dst)) in self.missing:
+            return True
         return any((src in side) != (dst in side) for _, side in self.partitions)
 
     def delays(self, src: int, dst: int) -> list[int]:

@@ -16,7 +16,9 @@ messages a transport may pass on to other peers), ``reject`` for the invalid one
   list — above all the ``Broadcast`` of the message just persisted — runs before the record
   is fsynced. A failing write stops the driver (``stop()`` re-raises it): a validator that
   cannot remember what it signed must not sign on.
-* ``Broadcast`` → ``transport.broadcast(bytes)``; ``ScheduleTimeout`` → ``loop.call_later``.
+* ``Broadcast`` → ``transport.broadcast(bytes)``, or ``transport.relay(bytes)`` for another
+  validator's message the engine passes on in a stalled round (``forward``);
+  ``ScheduleTimeout`` → ``loop.call_later``.
 * ``RequestProposal`` / ``ValidateBlock`` / ``CommitBlock`` → the connector (``ValidateBlock``
   first awaits ``prevalidate``, which checks unseen txs' signatures in worker processes
   while the loop runs on, then ``validate_block``); the answer is fed back as an event
@@ -90,6 +92,10 @@ class ConsensusTransport(Protocol):
     Both are called from the driver's task, in the order the messages were judged; both
     are best effort and must not block. ``msg_bytes`` is the same bytes object the
     transport passed to the receiver.
+
+    The driver also calls ``relay`` for messages the engine passes on by itself: other
+    validators' votes and proposal of a round that makes no progress, admitted earlier.
+    The transport sends them on as it relays, to the peers that may lack them.
     """
 
     def broadcast(self, msg_bytes: bytes) -> None:
@@ -220,7 +226,10 @@ class BftDriver:
         if isinstance(a, PersistWAL):
             await asyncio.to_thread(self.wal.append_sync, a.record, a.data)
         elif isinstance(a, Broadcast):
-            self.transport.broadcast(a.data)
+            if a.forward:
+                self.transport.relay(a.data)
+            else:
+                self.transport.broadcast(a.data)
         elif isinstance(a, ScheduleTimeout):
             self._schedule(a)
         elif isinstance(a, RequestProposal):

@@ -263,6 +263,7 @@ class Engine:
         self._skip_check = False
         self._signed: dict[tuple[int, int], Proposal | Vote] = {}
         self._wire: dict[tuple[int, int], bytes] = {}  # encodings of _signed, made once
+        self._forwarded: dict[int, bytes] = {}  # encodings of others' proposals passed on
         self._fired: set[tuple[str, int]] = set()
         self._commit_candidates: list[tuple[int, bytes]] = []
         self._time_by_commit: dict[Commit | None, int | None] = {}
@@ -828,12 +829,20 @@ class Engine:
         self._decisions[commit.height] = Decision(block, commit)
 
     def _rebroadcast(self) -> None:
-        """Re-send own messages of this round and the last, and the round proposal's POL.
+        """Re-send own messages of this round and the last, pass on the other validators'
+        messages of those rounds, and the round proposal's POL.
 
         The previous round's votes matter to peers still in it: a node that moved on with
         the help of a vote they never received would otherwise leave them short of the
         2/3 they need to time out of that round, while too few have moved on to pull them
         forward by the round-skip rule.
+
+        Other validators' messages are passed on because a relay forwards a message once,
+        when it first admits it, and drops repeats: a peer that missed one (it restarted,
+        or its link to the author is down) would otherwise never get it when the author
+        re-sends it from two hops away, and a round that needs that peer would stall for
+        good. Only a round that makes no progress re-sends, so this costs nothing while
+        blocks are being decided.
         """
         for r in (self.round - 1, self.round):
             for step in (_PROPOSAL_KEY, VOTE_PREVOTE, VOTE_PRECOMMIT):
@@ -843,9 +852,27 @@ class Engine:
                     if data is None:  # restored from the WAL: encode once
                         data = self._wire[(r, step)] = encode_message(m)
                     self._out.append(Broadcast(m, data))
+            self._pass_on(r)
         info = self._proposals.get(self.round)
         if info is not None and info.proposal.pol_round >= 0:
             self._relay_pol(info.proposal.pol_round, info.block_hash)
+
+    def _pass_on(self, r: int) -> None:
+        """Forward the other validators' proposal (if valid) and first votes of round r."""
+        info = self._proposals.get(r)
+        if info is not None and self.proposer(r) != self.address and info.ok \
+                and self._block_ok.get(info.block_hash) is True:
+            data = self._forwarded.get(r)
+            if data is None:  # a proposal carries its block: encode it once per round
+                data = self._forwarded[r] = encode_message(info.proposal)
+            self._out.append(Broadcast(info.proposal, data, forward=True))
+        for sets in (self._prevotes, self._precommits):
+            vs = sets.get(r)
+            if vs is None:
+                continue
+            for validator, v in vs.first.items():
+                if validator != self.address:
+                    self._out.append(Broadcast(v, encode_message(v), forward=True))
 
     def _relay_pol(self, pol_round: int, block_hash: bytes) -> None:
         """Send every prevote we hold for ``block_hash`` in ``pol_round``, not just ours.

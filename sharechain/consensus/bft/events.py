@@ -180,6 +180,9 @@ Event = (Recover | StartHeight | ProposalReceived | VoteReceived | DecisionRecei
 class Broadcast:
     msg: Message
     data: bytes  # the wire encoding, made once
+    # Another validator's message passed on during a stalled round (``Engine._rebroadcast``):
+    # the driver hands it to ``transport.relay``, which may send a large one by announcement.
+    forward: bool = False
 
 
 @dataclass(frozen=True, slots=True)
