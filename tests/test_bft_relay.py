@@ -349,6 +349,13 @@ def test_large_consensus_messages_are_relayed_by_announcement_and_pulled_when_mi
                                                                ("p3", CHANNEL_CONSENSUS)]
     assert stats["consensus_pulls_served"] == 2
     relay.on_pull_message("p2", encode({"t": "want", "h": b"x" * 32}))  # not held: no answer
+    # Once per connection: a peer that reconnected (it restarted and lost the message)
+    # may ask again; the others still may not.
+    peers.out.clear()
+    relay.peer_gone("p2")
+    for p in ("p2", "p2", "p3"):
+        relay.on_pull_message(p, encode({"t": "want", "h": key}))
+    assert [(p, ch) for p, ch, m in peers.out if m == big] == [("p2", CHANNEL_CONSENSUS)]
 
     # Pulling, on a node that has not got it: the first announcer after the delay, the
     # next one after the timeout, skipping one that is gone.

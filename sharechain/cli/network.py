@@ -139,15 +139,25 @@ def _status_line(procs: list) -> str:
 
 
 def _table(procs: list) -> Table:
-    t = Table("node", "pid", "height", "last block", "mempool", "peers", "api")
+    t = Table("node", "pid", "height", "last block", "round", "mempool", "peers", "api")
     for p in procs:
         s = _status(p)
         pid = str(p.proc.pid if p.proc else "-")
         if s is None:
             down = _down(p)
             t.add_row(p.home.path.name, pid, down if down == "starting" else f"[red]{down}[/red]",
-                      "-", "-", "-", p.url)
+                      "-", "-", "-", "-", p.url)
         else:
             t.add_row(p.home.path.name, pid, str(s["height"]), str(s.get("last_block_hash", ""))[:12],
-                      str(s["mempool_txs"]), str(s["peers"]), p.url)
+                      _round(s), str(s["mempool_txs"]), str(s["peers"]), p.url)
     return t
+
+
+def _round(s: dict[str, Any]) -> str:
+    """The round and step of the height being decided: a round above 0 means the first
+    proposal did not make it (a proposer down, or a slow link)."""
+    c = s.get("consensus")
+    if not isinstance(c, dict):
+        return "-"
+    text = f"{c.get('round')} {c.get('step')}"
+    return f"[yellow]{text}[/yellow]" if c.get("round") else text

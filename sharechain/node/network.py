@@ -109,7 +109,7 @@ PULL_TIMEOUT_S = 1.0  # then ask the next announcer if the message has not come
 PULLS_PER_PEER_MAX = 8  # messages being asked for on one peer's announcement, at once
 PULL_ANNOUNCERS_MAX = 16  # announcers remembered per message
 HELD_MESSAGES_MAX = 8  # large messages kept to answer requests (a proposal is <= 4 MiB)
-SERVED_PULLS_MAX = 1024  # (peer, message) requests answered, each once
+SERVED_PULLS_MAX = 64  # messages sent to one peer on request, each once per connection
 
 
 class _Seen:
@@ -180,7 +180,10 @@ class ConsensusRelay:
         # announcements, so announcing junk hashes cannot make a node ask without end.
         self._pulls: dict[bytes, _Pull] = {}
         self._pulls_by: dict[str, int] = {}  # starter -> pulls under way
-        self._served: BoundedMap[tuple[str, bytes], None] = BoundedMap(SERVED_PULLS_MAX)
+        # peer -> messages sent it on request: each once per connection, so a peer cannot
+        # make this node send a proposal again and again, yet one that reconnects (it
+        # restarted and lost what it had) can ask again.
+        self._served: BoundedMap[str, BoundedMap[bytes, None]] = BoundedMap(PEER_RECORDS_MAX)
         self.stats = stats if stats is not None else {}
         self.stats.update(consensus_announced=0, consensus_pulled=0, consensus_pulls_served=0,
                           consensus_haves_ignored=0)
@@ -247,11 +250,17 @@ class ConsensusRelay:
             return
         if kind == "want":
             held = self._held.get(key)
-            if held is not None and self._served.add_new((peer_id, key), None):
+            if held is None:
+                return
+            served = self._served.get(peer_id)
+            if served is None:
+                served = BoundedMap(SERVED_PULLS_MAX)
+                self._served.put(peer_id, served)
+            if served.add_new(key, None):
                 if self.peers.send(peer_id, CHANNEL_CONSENSUS, held):
                     self.stats["consensus_pulls_served"] += 1
                 else:
-                    self._served.pop((peer_id, key))  # its queue is full: it may ask again
+                    served.pop(key)  # its queue is full: it may ask again
             return
         if key in self._seen:
             return  # received already (or sent: it is ours)
@@ -266,6 +275,14 @@ class ConsensusRelay:
             self._call_later(PULL_DELAY_S, self._pull_due, key, pull)
         elif peer_id not in pull.announcers and len(pull.announcers) < PULL_ANNOUNCERS_MAX:
             pull.announcers.append(peer_id)
+
+    def peer_gone(self, peer_id: str) -> None:
+        """A connection ended: what it was sent on request may be asked for again on the
+        next one, and it is no longer an announcer to ask."""
+        self._served.pop(peer_id)
+        for pull in self._pulls.values():
+            if peer_id in pull.announcers:
+                pull.announcers.remove(peer_id)
 
     def _pull_due(self, key: bytes, pull: _Pull) -> None:
         """Ask the next announcer for a message that has not come (none left: give up;
@@ -367,6 +384,7 @@ class NodeNetwork:
         for h in [h for h, (p, _) in self._pending.items() if p == peer_id]:
             del self._pending[h]  # asked again of another peer at the next step
         self._tx_served.pop(peer_id, None)
+        self.relay.peer_gone(peer_id)
 
     def _on_message(self, peer_id: str, channel: int, payload: bytes) -> None:
         if channel == CHANNEL_CONSENSUS:

@@ -122,7 +122,20 @@ class Node:
             "store": dict(zip(("bytes_used", "bytes_max"), self.chain.store.usage())),
             "p2p": self._p2p_status(),
             "peers": self.p2p.peer_count() if self.p2p is not None else 0,
+            "consensus": self._consensus_status(),
         }
+
+    def _bft_engine(self) -> Any:
+        return getattr(getattr(self.engine, "driver", None), "engine", None)
+
+    def _consensus_status(self) -> dict[str, Any] | None:
+        """Where the BFT engine is (None on other engines): a height whose round keeps
+        rising, or that sits in one step, is not being decided."""
+        eng = self._bft_engine()
+        if eng is None:
+            return None
+        return {"height": eng.height, "round": eng.round, "step": eng.phase.name.lower(),
+                "locked_round": eng.locked_round}
 
     def _p2p_status(self) -> dict[str, Any] | None:
         if self.p2p is None:
@@ -142,9 +155,7 @@ class Node:
     def evidence(self) -> list[Any]:
         """Duplicate-vote evidence this node's BFT engine has seen (none on other engines):
         proof, checkable by anyone with the validator set, that a validator equivocated."""
-        driver = getattr(self.engine, "driver", None)
-        engine = getattr(driver, "engine", None)
-        return list(getattr(engine, "evidence", ()))
+        return list(getattr(self._bft_engine(), "evidence", ()))
 
     def _sync_record(self, peer_id: str) -> dict[str, Any]:
         timeouts, cooldown = self.p2p.sync_cooldown(peer_id)  # type: ignore[union-attr]
