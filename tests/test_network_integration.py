@@ -207,7 +207,15 @@ def test_a_sparse_mesh_with_one_validator_down_recovers_from_a_restart(tmp_path)
 
 
 def test_hostile_peer_is_disconnected_and_honest_nodes_continue(tmp_path):
-    from sharechain.p2p.peers import CHANNEL_BLOCKSYNC, CHANNEL_CONSENSUS, CHANNEL_MEMPOOL
+    import re
+
+    from sharechain.p2p.peers import (
+        CHANNEL_BLOCKSYNC,
+        CHANNEL_CONSENSUS,
+        CHANNEL_MEMPOOL,
+        CHANNEL_P2P,
+        CONTROL_PING,
+    )
     from sharechain.p2p.secret_conn import handshake
 
     net = Testnet(tmp_path, validators=4, interval_ms=300)
@@ -248,6 +256,37 @@ def test_hostile_peer_is_disconnected_and_honest_nodes_continue(tmp_path):
             conn.abort()
             return garbage_closed, junk_rejected
 
+        async def closed_by(port: int, abuse) -> bool:
+            """Whether the node closes an authenticated connection within 5 s of
+            ``abuse(conn, w)`` (an idle one it would keep for its 30 s idle timeout)."""
+            import nacl.signing
+
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            conn = await handshake(r, w, nacl.signing.SigningKey.generate(),
+                                   node_id_of[port], 10, network_id="net-test")
+            try:
+                abuse(conn, w)
+                await w.drain()
+                until = time.monotonic() + 5
+                while True:  # its consensus traffic until then, then the end of the stream
+                    if not await asyncio.wait_for(r.read(1 << 16), until - time.monotonic()):
+                        return True
+            except TimeoutError:  # (an OSError too: caught first)
+                return False
+            except (ConnectionError, OSError):
+                return True
+            finally:
+                conn.abort()
+
+        def oversize(conn, w) -> None:  # 4. a frame header announcing 64 MiB
+            w.write((64 << 20).to_bytes(4, "big"))
+
+        def replay(conn, w) -> None:  # 5. a valid frame (a ping), then the same bytes again
+            frame = conn._seal(bytes([CHANNEL_P2P, CONTROL_PING]) + bytes(8))
+            w.write(frame + frame)
+
+        node_id_of = {net.p2p_ports[i]: net.homes[i].p2p_node_id() for i in (2, 3)}
+
         async def lie() -> dict:
             """3. an authenticated peer that claims a far greater height and serves nothing:
             after one request timeout it is left alone and its height is not counted."""
@@ -283,6 +322,11 @@ def test_hostile_peer_is_disconnected_and_honest_nodes_continue(tmp_path):
 
         garbage_closed, junk_rejected = asyncio.run(attack())
         assert garbage_closed and junk_rejected, "the hostile peer was cut off"
+        assert asyncio.run(closed_by(net.p2p_ports[2], oversize)), "an oversize frame is refused"
+        assert asyncio.run(closed_by(net.p2p_ports[3], replay)), "a replayed frame is refused"
+        for i in (2, 3):  # counted as misbehaviour there
+            metrics = httpx.get(net.procs[i].url + "/metrics", timeout=5).text
+            assert re.search(r"sharechain_p2p_bans_total [1-9]", metrics), metrics[-2000:]
         h = net.height(0)
         net.wait_height([0, 1, 2, 3], h + 3, 60)
         peers = net.status(0)["p2p"]["peers"]

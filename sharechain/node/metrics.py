@@ -53,6 +53,7 @@ class NodeMetrics:
                         registry=r)
             setattr(self, f"_mp_{name}", c)
         self._p2p: dict[str, Counter] = {}  # one counter per NodeNetwork.stats entry
+        self._pm: dict[str, Counter | Gauge] = {}  # one per PeerManager.metrics() entry
 
     def on_commit(self, cb: "CommittedBlock") -> None:
         now = time.monotonic()
@@ -93,4 +94,15 @@ class NodeMetrics:
                                                   f"P2P {name.replace('_', ' ')}",
                                                   registry=self.registry)
                 c._value.set(value)
+            # The transport's own: connections, handshakes, bans, bytes, drops
+            # (``sharechain_p2p_bans_total``, ...); ``*_total`` are counters.
+            for name, value in n.p2p.peers.metrics().items():
+                m = self._pm.get(name)
+                if m is None:
+                    what = name.removeprefix("p2p_").removesuffix("_total").replace("_", " ")
+                    m = self._pm[name] = (
+                        Counter(f"sharechain_{name.removesuffix('_total')}", f"P2P {what}",
+                                registry=self.registry) if name.endswith("_total") else
+                        Gauge(f"sharechain_{name}", f"P2P {what}", registry=self.registry))
+                m._value.set(value)
         return generate_latest(self.registry)
