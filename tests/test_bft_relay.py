@@ -152,6 +152,33 @@ def test_the_driver_relays_admitted_messages_and_reports_invalid_ones():
     assert t.rejected == [(forged, "bad_signature"), (junk, "garbage")]
 
 
+def test_a_stalled_round_passes_admitted_messages_on_through_relay():
+    """While a round makes no progress, each rebroadcast hands the other validators'
+    admitted votes to ``transport.relay`` again (for peers that lost the first copy);
+    its own messages still go through ``broadcast``."""
+    stall = BftConfig(timeout_propose_ms=60_000, timeout_commit_ms=0, rebroadcast_ms=100)
+    keys, vset = make_validators(["v0", "v1", "v2", "v3"])
+    h = Harness()
+
+    async def main() -> tuple[RecordingTransport, bytes]:
+        chain = FakeChain(CHAIN_ID, vset, 1_700_000_000_000)
+        t = RecordingTransport()
+        d = BftDriver(chain, keys["v0"], t, MemoryWal(), stall)
+        await d.start()
+        good = vote_bytes(h, "v1", 1)
+        t.receiver(good)  # type: ignore[misc]
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if t.relayed.count(good) >= 3:
+                break
+        await d.stop()
+        return t, good
+
+    t, good = asyncio.run(main())
+    assert t.relayed.count(good) >= 3  # admitted once, then passed on at each rebroadcast
+    assert set(t.relayed) == {good}
+
+
 # ---------------------------------------------------------------- verified once
 
 
