@@ -46,6 +46,12 @@ class FatalError(ShareChainError):
     """The node cannot go on and stops (its store is full, say): it exits non-zero with this
     message, and after the operator's fix a restart resumes at the last committed block."""
 
+    @classmethod
+    def disk_full(cls, what: str) -> "FatalError":
+        """The disk under ``what`` (the store, the consensus WAL, ...) has no space left."""
+        return cls("disk_full", f"the disk holding {what} is full: free space and start "
+                   "the node again")
+
 
 class DecodeError(ShareChainError):
     """Bytes that are not a valid canonical encoding of the expected schema."""

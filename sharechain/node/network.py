@@ -663,7 +663,7 @@ class NodeNetwork:
             elif now - at >= SYNC_REQUEST_TIMEOUT_S:
                 del self._pending[h]
                 self._sync_timed_out(peer, now)
-        self.syncing = self.best_peer_height() > ours + 1
+        self.syncing = max(self._sync_heights(now).values(), default=0) > ours + 1
         if max(self.peer_heights.values(), default=0) <= ours:
             self._pending.clear()
             self._received.clear()
@@ -692,11 +692,11 @@ class NodeNetwork:
         # only if no other peer is ahead, of those cooling down (a busy peer that refused
         # some requests may be the one peer to sync from).
         heights = self.peer_heights
-        holders = (sorted(p for p, h in self._sync_heights(self.clock()).items() if h > ours)
+        now = self.clock()  # blocks were applied since the step began
+        holders = (sorted(p for p, h in self._sync_heights(now).items() if h > ours)
                    or sorted(p for p, h in heights.items() if h > ours))
         if not holders:
             return
-        now = self.clock()
         best = max(heights[p] for p in holders)
         for i, h in enumerate(range(ours + 1, min(best, ours + SYNC_WINDOW) + 1)):
             if h in self._received or h in self._pending:

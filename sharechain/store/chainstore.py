@@ -163,10 +163,8 @@ class ChainStore:
     def commit_block(self, w: BlockWrite) -> Meta:
         """Persist one block and everything it changed, atomically."""
         h = w.block.header.height
-        hk = hkey(h)
-        block_hash = w.block.hash()
         try:
-            meta = self._write_block(w, h, hk, block_hash)
+            meta = self._write_block(w)
         except lmdb.MapFullError:
             raise FatalError("store_full", f"the store reached its size limit of "
                              f"{self.usage()[1] / 2**20:,.0f} MiB at height {h}, and nothing "
@@ -175,13 +173,14 @@ class ChainStore:
         except lmdb.Error as exc:
             if _NO_SPACE not in str(exc):
                 raise
-            raise FatalError("disk_full", f"the disk holding the store is full at height {h}, "
-                             "and nothing of that block was written: free space and start the "
-                             "node again") from None
+            raise FatalError.disk_full(f"the store (nothing of block {h} was written)") from None
         self._meta = meta
         return meta
 
-    def _write_block(self, w: BlockWrite, h: int, hk: bytes, block_hash: bytes) -> Meta:
+    def _write_block(self, w: BlockWrite) -> Meta:
+        h = w.block.header.height
+        hk = hkey(h)
+        block_hash = w.block.hash()
         with self.env.begin(write=True) as txn:
             self._put_state(txn, w.state_changes)
             root = self.tree.apply(txn, w.state_changes)

@@ -844,6 +844,7 @@ class Engine:
         good. Only a round that makes no progress re-sends, so this costs nothing while
         blocks are being decided.
         """
+        start = len(self._out)
         for r in (self.round - 1, self.round):
             for step in (_PROPOSAL_KEY, VOTE_PREVOTE, VOTE_PRECOMMIT):
                 m = self._signed.get((r, step))
@@ -855,7 +856,9 @@ class Engine:
             self._pass_on(r)
         info = self._proposals.get(self.round)
         if info is not None and info.proposal.pol_round >= 0:
-            self._relay_pol(info.proposal.pol_round, info.block_hash)
+            # A POL of the last round or this one is mostly on its way already.
+            sent = {a.msg for a in self._out[start:] if isinstance(a, Broadcast)}
+            self._relay_pol(info.proposal.pol_round, info.block_hash, sent)
 
     def _pass_on(self, r: int) -> None:
         """Forward the other validators' proposal (if valid) and first votes of round r."""
@@ -874,8 +877,10 @@ class Engine:
                 if validator != self.address:
                     self._out.append(Broadcast(v, encode_message(v), forward=True))
 
-    def _relay_pol(self, pol_round: int, block_hash: bytes) -> None:
-        """Send every prevote we hold for ``block_hash`` in ``pol_round``, not just ours.
+    def _relay_pol(self, pol_round: int, block_hash: bytes,
+                   sent: set[object] | frozenset[object] = frozenset()) -> None:
+        """Send every prevote we hold for ``block_hash`` in ``pol_round``, not just ours
+        (but those in ``sent``, being sent already).
 
         A POL may need a Byzantine validator's prevote that its signer will never send
         again; a node that was locked by it must pass it on, or the unlocked honest nodes
@@ -885,7 +890,8 @@ class Engine:
         if pv is None:
             return
         for v in pv.by_block.get(block_hash, {}).values():
-            self._out.append(Broadcast(v, encode_message(v)))
+            if v not in sent:
+                self._out.append(Broadcast(v, encode_message(v)))
 
     def _request_sync(self) -> None:
         height, at = self._sync_sent

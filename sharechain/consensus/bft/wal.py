@@ -241,8 +241,7 @@ class FileWal:
         was sent; a torn tail is cut at the next start); other I/O errors as they are."""
         if exc.errno != errno.ENOSPC:
             return exc
-        return FatalError("disk_full", f"the disk holding the consensus WAL ({self.path}) is "
-                          "full: free space and start the node again")
+        return FatalError.disk_full(f"the consensus WAL ({self.path})")
 
     def close(self) -> None:
         if self._f is not None:
