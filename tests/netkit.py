@@ -105,6 +105,17 @@ class LocalTestnet:
                                    full_nodes=full_nodes, p2p_ports=self.p2p_ports,
                                    api_ports=self.api_ports, dial_address=dial)
         self.procs = [NodeProcess(h) for h in self.homes]
+        self._on_stop: list = []
+
+    def __enter__(self) -> "LocalTestnet":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def on_stop(self, fn) -> None:
+        """Call ``fn`` first when the testnet stops (say, to end a load thread)."""
+        self._on_stop.append(fn)
 
     def start(self, which: list[int] | None = None) -> None:
         for i in which if which is not None else range(len(self.procs)):
@@ -113,6 +124,9 @@ class LocalTestnet:
             self.procs[i].wait_ready()
 
     def stop(self) -> None:
+        """End every callback's work, then stop every node and close every link proxy."""
+        while self._on_stop:
+            self._on_stop.pop()()
         for p in self.procs:
             p.stop()
         for px in self.proxies.values():

@@ -60,11 +60,11 @@ def _tx_status(c: Client, tx_hash: str) -> str:
 
 
 def test_kill9_one_validator_under_load_then_it_catches_up(tmp_path):
-    net = Testnet(tmp_path, validators=4, interval_ms=300)
-    try:
+    with Testnet(tmp_path, validators=4, interval_ms=300) as net:
         net.start()
         net.wait_height([0, 1, 2, 3], 3)
         stop = threading.Event()
+        net.on_stop(stop.set)
         sent: list[str] = []
         loaders = [threading.Thread(target=_load, args=(net.procs[i].url, PrivateKey.from_name(n),
                                                         stop, sent), daemon=True)
@@ -87,13 +87,10 @@ def test_kill9_one_validator_under_load_then_it_catches_up(tmp_path):
         with Client(net.procs[2].url) as c:  # txs submitted to node0/1 reached everyone
             committed = [h for h in sent[:20] if _tx_status(c, h) == "committed"]
             assert committed
-    finally:
-        net.stop()
 
 
 def test_two_of_four_down_halts_without_fork_then_resumes(tmp_path):
-    net = Testnet(tmp_path, validators=4, interval_ms=300)
-    try:
+    with Testnet(tmp_path, validators=4, interval_ms=300) as net:
         net.start()
         net.wait_height([0, 1, 2, 3], 3)
         net.procs[2].stop()
@@ -106,13 +103,10 @@ def test_two_of_four_down_halts_without_fork_then_resumes(tmp_path):
         net.procs[3].start()
         net.wait_height([0, 1, 2, 3], stuck + 4, 90)
         net.assert_same_chain([0, 1, 2, 3], min(net.height(i) for i in range(4)))
-    finally:
-        net.stop()
 
 
 def test_partition_and_heal_no_divergence(tmp_path):
-    net = Testnet(tmp_path, validators=4, interval_ms=300, proxies=True)
-    try:
+    with Testnet(tmp_path, validators=4, interval_ms=300, proxies=True) as net:
         net.start()
         net.wait_height([0, 1, 2, 3], 3)
         net.partition([0, 1], [2, 3])
@@ -123,16 +117,13 @@ def test_partition_and_heal_no_divergence(tmp_path):
         net.heal_all()
         net.wait_height([0, 1, 2, 3], h + 4, 90)
         net.assert_same_chain([0, 1, 2, 3], min(net.height(i) for i in range(4)))
-    finally:
-        net.stop()
 
 
 def test_txs_and_proposals_cross_a_cut_link_by_announcement(tmp_path):
     # node0 and node2 cannot talk. node0 pushes its clients' txs whole to nodes 1 and 3,
     # which only announce them onwards; node2 must ask for them and get them. The same
     # holds for large proposals of node0 and node2.
-    net = Testnet(tmp_path, validators=4, interval_ms=300, proxies=True)
-    try:
+    with Testnet(tmp_path, validators=4, interval_ms=300, proxies=True) as net:
         net.start()
         net.wait_height([0, 1, 2, 3], 2)
         net.partition([0], [2])
@@ -173,9 +164,6 @@ def test_txs_and_proposals_cross_a_cut_link_by_announcement(tmp_path):
         assert announced[1] >= 1 and announced[3] >= 1, announced
         h = min(net.height(i) for i in range(4))
         net.assert_same_chain([0, 1, 2, 3], h)
-    finally:
-        net.heal_all()
-        net.stop()
 
 
 @pytest.mark.slow
@@ -184,8 +172,7 @@ def test_a_sparse_mesh_with_one_validator_down_recovers_from_a_restart(tmp_path)
     # the others, and node0 and node2 hear each other only through node1. node2 is killed
     # while node0 and node1 wait for it, and restarted: the votes node0 cast meanwhile reach
     # it only if node1 passes them on (a relay forwards a message once, on first sight).
-    net = Testnet(tmp_path, validators=4, interval_ms=300, proxies=True)
-    try:
+    with Testnet(tmp_path, validators=4, interval_ms=300, proxies=True) as net:
         net.start()
         net.wait_height([0, 1, 2, 3], 2)
         net.partition([0], [2])
@@ -201,9 +188,6 @@ def test_a_sparse_mesh_with_one_validator_down_recovers_from_a_restart(tmp_path)
         consensus = net.status(0)["consensus"]
         assert {"height", "round", "step", "locked_round"} <= consensus.keys()
         assert consensus["height"] >= net.height(0)
-    finally:
-        net.heal_all()
-        net.stop()
 
 
 def test_hostile_peer_is_disconnected_and_honest_nodes_continue(tmp_path):
@@ -218,8 +202,7 @@ def test_hostile_peer_is_disconnected_and_honest_nodes_continue(tmp_path):
     )
     from sharechain.p2p.secret_conn import handshake
 
-    net = Testnet(tmp_path, validators=4, interval_ms=300)
-    try:
+    with Testnet(tmp_path, validators=4, interval_ms=300) as net:
         net.start()
         net.wait_height([0, 1, 2, 3], 3)
         target = net.homes[0]
@@ -339,8 +322,6 @@ def test_hostile_peer_is_disconnected_and_honest_nodes_continue(tmp_path):
                    if p["id"] != seen["liar"]["id"])
         h = net.height(1)
         net.wait_height([0, 1, 2, 3], h + 2, 60)
-    finally:
-        net.stop()
 
 
 def test_devnet_with_four_in_process_validators(tmp_path):
@@ -379,8 +360,7 @@ def test_devnet_with_four_in_process_validators(tmp_path):
 def test_full_node_syncs_the_chain_then_follows(tmp_path):
     import httpx
 
-    net = Testnet(tmp_path, validators=4, interval_ms=200, full_nodes=1)
-    try:
+    with Testnet(tmp_path, validators=4, interval_ms=200, full_nodes=1) as net:
         net.start([0, 1, 2, 3])
         net.wait_height([0, 1, 2, 3], 15)
         net.start([4])  # a non-validator that has never seen the chain
@@ -392,8 +372,6 @@ def test_full_node_syncs_the_chain_then_follows(tmp_path):
         metrics = httpx.get(net.procs[4].url + "/metrics", timeout=5).text
         assert "sharechain_height" in metrics and "sharechain_peers 4.0" in metrics
         assert "sharechain_committed_blocks_total" in metrics
-    finally:
-        net.stop()
 
 
 @pytest.mark.slow
@@ -403,9 +381,9 @@ def test_network_soak_random_kills_and_partitions(tmp_path, seed):
     import random
 
     rng = random.Random(seed)
-    net = Testnet(tmp_path, validators=4, interval_ms=200, proxies=True)
     stop = threading.Event()
-    try:
+    with Testnet(tmp_path, validators=4, interval_ms=200, proxies=True) as net:
+        net.on_stop(stop.set)
         net.start()
         net.wait_height([0, 1, 2, 3], 3)
         load = threading.Thread(target=_batch_load, daemon=True,
@@ -434,9 +412,6 @@ def test_network_soak_random_kills_and_partitions(tmp_path, seed):
         net.assert_same_chain([0, 1, 2, 3], min(net.height(i) for i in range(4)))
         stats = [net.status(i)["p2p"]["stats"] for i in range(4)]
         assert sum(s["consensus_announced"] for s in stats) > 0, "large proposals were relayed"
-    finally:
-        stop.set()
-        net.stop()
 
 
 def test_full_node_catching_up_on_full_blocks_keeps_answering_its_api(tmp_path):
@@ -445,8 +420,7 @@ def test_full_node_catching_up_on_full_blocks_keeps_answering_its_api(tmp_path):
     senders = [PrivateKey.from_name(n) for n in ("alice", "bob", "carol", "dave", "faucet",
                                                   "regulator", "bureau", "gateway")]
     batches, per_batch = 56, 400
-    net = Testnet(tmp_path, validators=1, interval_ms=100, full_nodes=1)
-    try:
+    with Testnet(tmp_path, validators=1, interval_ms=100, full_nodes=1) as net:
         net.start([0])
         with Client(net.procs[0].url, timeout_s=30) as c:
             fee = c.required_fee(["bank/send"])
@@ -494,8 +468,6 @@ def test_full_node_catching_up_on_full_blocks_keeps_answering_its_api(tmp_path):
         assert len(seen) >= 5, f"the API answered during the sync only at heights {seen}"
         assert net.status(1)["p2p"]["stats"]["blocks_synced"] >= top // 2
         net.assert_same_chain([0, 1], top)
-    finally:
-        net.stop()
 
 
 def _free_port_run(n: int) -> int:
@@ -640,8 +612,7 @@ def test_a_validator_that_signs_conflicting_votes_is_exposed_with_checkable_evid
     from sharechain.p2p.peers import CHANNEL_CONSENSUS
     from sharechain.p2p.secret_conn import handshake
 
-    net = Testnet(tmp_path, validators=4, interval_ms=300)
-    try:
+    with Testnet(tmp_path, validators=4, interval_ms=300) as net:
         net.start()
         net.wait_height([0, 1, 2, 3], 2)
         net.procs[3].stop()  # its own votes stay out of the way
@@ -687,5 +658,3 @@ def test_a_validator_that_signs_conflicting_votes_is_exposed_with_checkable_evid
         assert "signed two conflicting prevotes" in net.procs[0].log_path.read_text()
         h = net.height(0)
         net.wait_height([0, 1, 2], h + 2, 60)  # the honest three go on
-    finally:
-        net.stop()
