@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -105,7 +106,7 @@ class LocalTestnet:
                                    full_nodes=full_nodes, p2p_ports=self.p2p_ports,
                                    api_ports=self.api_ports, dial_address=dial)
         self.procs = [NodeProcess(h) for h in self.homes]
-        self._on_stop: list = []
+        self._on_stop: list[Callable[[], object]] = []
 
     def __enter__(self) -> "LocalTestnet":
         return self
@@ -113,7 +114,7 @@ class LocalTestnet:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def on_stop(self, fn) -> None:
+    def on_stop(self, fn: Callable[[], object]) -> None:
         """Call ``fn`` first when the testnet stops (say, to end a load thread)."""
         self._on_stop.append(fn)
 
