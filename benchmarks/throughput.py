@@ -90,8 +90,9 @@ def percentile(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else 0.0
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def main(argv: list[str] | None = None, description: str | None = None) -> None:
+    ap = argparse.ArgumentParser(description=description or __doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seconds", type=float, default=20.0, help="submission phase length")
     ap.add_argument("--rate", type=int, default=14000, help="offered load, tx/s")
     ap.add_argument("--accounts", type=int, default=400)
