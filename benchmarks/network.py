@@ -21,13 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import throughput  # noqa: E402
 
-DEFAULTS = {"--validators": "4", "--block-interval-ms": "200", "--block-txs-max": "3000",
-            "--rate": "5000", "--seconds": "10", "--lanes": "4"}
+DEFAULTS = {"validators": 4, "block_interval_ms": 200, "block_txs_max": 3000,
+            "rate": 5000, "seconds": 10.0, "lanes": 4}
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    for flag, value in DEFAULTS.items():
-        if not any(a == flag or a.startswith(flag + "=") for a in args):
-            args += [flag, value]
-    throughput.main(args, description=__doc__ + "\nDefaults here: " + " ".join(
-        f"{flag} {value}" for flag, value in DEFAULTS.items()) + ".")
+    throughput.main(description=__doc__ + "\nDefaults here: " + ", ".join(
+        f"{k} {v}" for k, v in DEFAULTS.items()) + ".", defaults=DEFAULTS)

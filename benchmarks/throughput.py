@@ -90,7 +90,10 @@ def percentile(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else 0.0
 
 
-def main(argv: list[str] | None = None, description: str | None = None) -> None:
+def main(argv: list[str] | None = None, description: str | None = None,
+         defaults: dict[str, object] | None = None) -> None:
+    """``description`` and ``defaults`` (by option dest) let a wrapper such as
+    ``network.py`` run the same benchmark with its own help text and defaults."""
     ap = argparse.ArgumentParser(description=description or __doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seconds", type=float, default=20.0, help="submission phase length")
@@ -107,6 +110,7 @@ def main(argv: list[str] | None = None, description: str | None = None) -> None:
     ap.add_argument("--profile-dir", type=Path, default=None,
                     help="profile every node's main thread (cProfile; slows the nodes "
                          "about 1.7x) into DIR/<node>.prof, read with 'python -m pstats'")
+    ap.set_defaults(**(defaults or {}))
     args = ap.parse_args(argv)
 
     verify_rate, node_verify_rate = ed25519_verify_per_s()
